@@ -1,0 +1,52 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11:
+#   make book   build the HTML book into _build/html (creates .venv first)
+#   make test   lint, library tests, pair sync check, nbval (strict), warnings-as-errors build
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CHAPTERS := $(wildcard book/*.md)
+
+.PHONY: venv book test lint unit pairs nbval execute bench bench-smoke clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## The book, built from the executed notebooks (execution is off in _config.yml).
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --builder html -n -W --keep-going
+
+## Everything CI checks, in order; the last step is the same build as `make book`.
+test: lint unit pairs nbval book
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check gumbel_lib tests benchmarks
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider
+
+## Each book/<slug>.md must be what jupytext writes from book/<slug>.ipynb, and every
+## code cell of every notebook must have been executed, in order, without error.
+pairs: $(STAMP)
+	$(BIN)/python tests/check_pairs.py book
+
+## nbval in strict mode: re-run every chapter and compare each text output.
+nbval: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+		--nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg book/*.ipynb
+
+## Refresh the stored outputs after editing chapters: `make execute` (all) or
+## `make execute CHAPTERS=book/location-shift.md` (one).
+execute: $(STAMP)
+	for md in $(CHAPTERS); do \
+		$(BIN)/jupytext --to ipynb --execute "$$md" || exit 1; \
+		$(BIN)/jupytext --to md:myst "$${md%.md}.ipynb" -o "$$md" || exit 1; \
+	done
+
+clean:
+	rm -rf _build

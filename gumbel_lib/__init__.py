@@ -1,0 +1,35 @@
+"""gumbel_lib: seeded, numerically safe Gumbel tricks for PyTorch.
+
+The library that *The Gumbel-Max Trick* book derives, chapter by chapter. Every sampler
+takes an explicit ``torch.Generator``; bad input raises ``TypeError``/``ValueError`` naming
+the argument; no function returns NaN.
+"""
+
+from gumbel_lib.density import concrete_log_prob
+from gumbel_lib.device import default_device, generator_for
+from gumbel_lib.noise import (
+    gumbel_from_uniform,
+    noise_bounds,
+    sample_gumbel,
+    truncated_tail_mass,
+)
+from gumbel_lib.relax import gumbel_softmax, relaxed_log_sample, straight_through
+from gumbel_lib.sampling import gumbel_max, gumbel_topk, perturb
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "concrete_log_prob",
+    "default_device",
+    "generator_for",
+    "gumbel_from_uniform",
+    "gumbel_max",
+    "gumbel_softmax",
+    "gumbel_topk",
+    "noise_bounds",
+    "perturb",
+    "relaxed_log_sample",
+    "sample_gumbel",
+    "straight_through",
+    "truncated_tail_mass",
+]
