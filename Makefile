@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check gumbel_lib tests benchmarks
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests -q -p no:cacheprovider
+	$(BIN)/python -m pytest tests gumbel_lib --doctest-modules -q -p no:cacheprovider
 
 ## Each book/<slug>.md must be what jupytext writes from book/<slug>.ipynb, and every
 ## code cell of every notebook must have been executed, in order, without error.

@@ -51,7 +51,8 @@ def gumbel_from_uniform(u: torch.Tensor) -> torch.Tensor:
     """Map uniforms to Gumbel(0, 1) noise: ``g = -log(-log(clamp(u, tiny, 1 - eps/2)))``.
 
     This is the injectable form of the sampler: tests feed it ``u = 0`` and ``u = 1``
-    and get finite noise. Chapter: *The Gumbel distribution*.
+    and get finite noise. Half-precision ``u`` is mapped in float32, then cast back.
+    Chapter: *The Gumbel distribution*.
 
     >>> gumbel_from_uniform(torch.tensor([0.0, 0.5, 1.0])).isfinite().all().item()
     True
@@ -59,7 +60,8 @@ def gumbel_from_uniform(u: torch.Tensor) -> torch.Tensor:
     if not isinstance(u, torch.Tensor) or not u.dtype.is_floating_point:
         raise TypeError("u must be a floating-point torch.Tensor")
     lo, hi = uniform_bounds(u.dtype)
-    return u.clamp(lo, hi).log_().neg_().log_().neg_()
+    wide = u.to(working_dtype(u.dtype))  # half precision cannot even hold 1 - eps/2
+    return wide.clamp(lo, hi).log_().neg_().log_().neg_().to(u.dtype)
 
 
 def standard_gumbel(

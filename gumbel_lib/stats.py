@@ -74,6 +74,34 @@ def dkwm_sample_size(discrepancy: float, alpha: float, beta: float | None = None
     return math.ceil(2.0 * math.log(2.0 / rate) / discrepancy**2)
 
 
+def chisquare_sample_size(effect: float, df: int, alpha: float, beta: float | None = None) -> int:
+    """Draws a chi-square test at level ``alpha`` needs to detect Cohen's effect size ``w``.
+
+    ``w = sqrt(sum_i (q_i - p_i)^2 / p_i)`` for a wrong law ``q``; the statistic is then
+    approximately noncentral chi-square with ``df`` degrees of freedom and noncentrality
+    ``n w^2``. We return the smallest ``n`` whose power is at least ``1 - beta``.
+    """
+    if not effect > 0:
+        raise ValueError(f"effect must be > 0, got {effect}")
+    if df < 1:
+        raise ValueError(f"df must be >= 1, got {df}")
+    alpha = _check_alpha(alpha)
+    beta = _check_alpha(beta if beta is not None else alpha)
+    critical = scipy.stats.chi2.isf(alpha, df)
+
+    def missed(lam: float) -> float:
+        return float(scipy.stats.ncx2.cdf(critical, df, lam))
+
+    hi = 1.0
+    while missed(hi) > beta:
+        hi *= 2.0
+    lo = hi / 2.0
+    for _ in range(60):
+        mid = (lo + hi) / 2.0
+        lo, hi = (mid, hi) if missed(mid) > beta else (lo, mid)
+    return math.ceil(hi / effect**2)
+
+
 def kolmogorov_distance(samples: ArrayLike, cdf: Callable[[np.ndarray], np.ndarray]) -> float:
     """``sup_x |F_n(x) - F(x)|`` for the empirical cdf ``F_n`` of ``samples``."""
     x = _as_numpy(samples)
