@@ -37,14 +37,14 @@ pairs: $(STAMP)
 
 ## nbval in strict mode: re-run every chapter and compare each text output.
 nbval: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+	GUMBEL_DEVICE=cpu $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 		--nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg book/*.ipynb
 
 ## Refresh the stored outputs after editing chapters: `make execute` (all) or
 ## `make execute CHAPTERS=book/location-shift.md` (one).
 execute: $(STAMP)
 	for md in $(CHAPTERS); do \
-		$(BIN)/jupytext --to ipynb --execute "$$md" || exit 1; \
+		GUMBEL_DEVICE=cpu $(BIN)/jupytext --to ipynb --execute "$$md" || exit 1; \
 		$(BIN)/jupytext --to md:myst "$${md%.md}.ipynb" -o "$$md" || exit 1; \
 	done
 
