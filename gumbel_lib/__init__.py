@@ -5,6 +5,7 @@ takes an explicit ``torch.Generator``; bad input raises ``TypeError``/``ValueErr
 the argument; no function returns NaN.
 """
 
+from gumbel_lib.conditional import conditional_gumbels, gumbel_rao
 from gumbel_lib.density import concrete_log_prob
 from gumbel_lib.device import default_device, generator_for
 from gumbel_lib.noise import (
@@ -15,17 +16,21 @@ from gumbel_lib.noise import (
 )
 from gumbel_lib.relax import gumbel_softmax, relaxed_log_sample, straight_through
 from gumbel_lib.sampling import gumbel_max, gumbel_topk, perturb
+from gumbel_lib.subsets import m_hot
 
 __version__ = "0.1.0"
 
 __all__ = [
     "concrete_log_prob",
+    "conditional_gumbels",
     "default_device",
     "generator_for",
     "gumbel_from_uniform",
     "gumbel_max",
+    "gumbel_rao",
     "gumbel_softmax",
     "gumbel_topk",
+    "m_hot",
     "noise_bounds",
     "perturb",
     "relaxed_log_sample",
