@@ -51,6 +51,8 @@ def conditional_gumbels(
     n_samples = check_count(n_samples, "n_samples", upper=2**31 - 1, what="allowed")
     if index.shape != logits.shape[:dim] + logits.shape[dim + 1 :]:
         raise ValueError(f"index must have shape {tuple(logits.shape)} without dim={dim}")
+    if torch.isneginf(logits.gather(dim, index.unsqueeze(dim))).any():
+        raise ValueError("index points at a category whose logit is -inf: it cannot be the argmax")
     logits_w = logits.to(working_dtype(logits.dtype))
     masked = torch.isneginf(logits_w)
     safe = torch.where(masked, torch.zeros_like(logits_w), logits_w)

@@ -104,3 +104,5 @@ def test_bad_arguments() -> None:
         gumbel_rao(torch.zeros(3), -1.0, 2, generator=seeded(0))
     with pytest.raises(ValueError, match="index must have shape"):
         conditional_gumbels(torch.zeros(2, 3), torch.zeros(3).long(), 2, generator=seeded(0))
+    with pytest.raises(ValueError, match="index points at a category whose logit is -inf"):
+        conditional_gumbels(torch.tensor([0.0, -math.inf]), torch.tensor(1), 2)
