@@ -47,9 +47,12 @@ def concrete_log_prob(
     check_logits(logits)
     check_logits(y, "y")
     tau = check_tau(tau)
-    dim = check_dim(dim, logits.dim())
     wide = working_dtype(torch.promote_types(y.dtype, logits.dtype))
-    y, logits = torch.broadcast_tensors(y.to(wide), logits.to(wide))
+    try:
+        y, logits = torch.broadcast_tensors(y.to(wide), logits.to(wide))
+    except RuntimeError as err:
+        raise ValueError(f"y and logits do not broadcast: {err}") from err
+    dim = check_dim(dim, logits.dim())  # after broadcasting: y may carry batch dimensions
 
     support = ~torch.isneginf(logits)
     if torch.isnan(logits).any() or torch.isposinf(logits).any():

@@ -38,7 +38,7 @@ class Verdict:
         word = "pass" if self.passed else "REJECT"
         return (
             f"{self.test}: n={self.n:,}, statistic={self.statistic:.4g}, "
-            f"threshold={self.threshold:.4g}, alpha={self.alpha:.0e} -> {word}"
+            f"threshold={self.threshold:.4g}, alpha={self.alpha:.2g} -> {word}"
         )
 
 

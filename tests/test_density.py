@@ -94,3 +94,13 @@ def test_half_precision_is_evaluated_in_float32() -> None:
     y = gumbel_softmax(logits, 1.0, generator=seeded(8))
     out = concrete_log_prob(y.half(), logits.half(), 1.0)
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+def test_batch_of_points_against_shared_logits() -> None:
+    logits = torch.tensor([0.4, 0.0, -0.2], dtype=torch.float64)
+    y = gumbel_softmax(logits.expand(6, 3), 1.0, generator=seeded(9))
+    batched = concrete_log_prob(y, logits, 0.5)
+    one_by_one = torch.stack([concrete_log_prob(row, logits, 0.5) for row in y])
+    assert batched.shape == (6,) and torch.allclose(batched, one_by_one)
+    with pytest.raises(ValueError, match="do not broadcast"):
+        concrete_log_prob(y, torch.zeros(4, dtype=torch.float64), 0.5)
