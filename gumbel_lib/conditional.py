@@ -2,7 +2,7 @@
 
 Given logits ``l`` and a category ``k``, the perturbed values ``z = l + g`` conditioned on
 ``argmax_i z_i = k`` are drawn exactly by a top-down construction (Maddison et al., 2014;
-Paulus et al., 2021): with fresh standard Gumbels ``h``,
+Paulus et al., 2021): with fresh standard Gumbels ``h``::
 
     z_k = logsumexp(l) + h_k                      (the max is Gumbel(logsumexp l), and is
                                                    independent of the argmax)

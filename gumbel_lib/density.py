@@ -1,12 +1,12 @@
 """The Concrete (Gumbel-softmax) log-density on the probability simplex.
 
 For ``n`` categories with probabilities ``p = softmax(l)`` and temperature ``tau``, a
-relaxed sample ``y = softmax((l + g) / tau)`` has density (Maddison et al., 2017)
+relaxed sample ``y = softmax((l + g) / tau)`` has density (Maddison et al., 2017)::
 
     p(y) = Gamma(n) tau^(n-1) prod_i (p_i y_i^(-tau-1)) / (sum_i p_i y_i^(-tau))^n
 
 with respect to the Lebesgue measure on the first ``n - 1`` coordinates. Derived in
-*The softmax relaxation*. We evaluate it in log space from ``x = log y``:
+*The softmax relaxation*. We evaluate it in log space from ``x = log y``::
 
     log p(y) = lgamma(n) + (n-1) log tau + sum_i (log p_i - (tau+1) x_i)
                - n logsumexp_i(log p_i - tau x_i)

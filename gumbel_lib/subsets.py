@@ -5,7 +5,7 @@ elementwise maximum, and redraws any sample whose category repeats an earlier on
 hard limit that is sequential sampling without replacement, whose law is the Gumbel-top-m
 law (Kool et al., 2019): the m largest of ``l + g`` for a *single* draw of noise ``g``. So we
 reuse one perturbation and relax its top-m with m successive softmaxes, each step damping
-the categories already (softly) taken (Xie and Ermon, 2019):
+the categories already (softly) taken (Xie and Ermon, 2019)::
 
     w^(1) = l + g,   a^(j) = softmax(w^(j) / tau),   w^(j+1) = w^(j) + log(1 - a^(j)),
     m_hot = a^(1) + ... + a^(m).
