@@ -48,5 +48,14 @@ execute: $(STAMP)
 		$(BIN)/jupytext --to md:myst "$${md%.md}.ipynb" -o "$$md" || exit 1; \
 	done
 
+## Benchmarks (never part of the tests' pass/fail): full runs write benchmarks/results/.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.numerics
+
+bench-smoke: $(STAMP)
+	$(BIN)/python -m benchmarks.run --smoke --out _build/bench-smoke
+	$(BIN)/python -m benchmarks.numerics --smoke --out _build/bench-smoke
+
 clean:
 	rm -rf _build

@@ -30,11 +30,23 @@ def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
 
 
 def _scaled_perturbed(
-    logits: torch.Tensor, tau: float, dim: int, generator: torch.Generator | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``((l + g) - max(l + g)) / tau`` in the working dtype, and the argmax index."""
+    logits: torch.Tensor,
+    tau: float,
+    dim: int,
+    generator: torch.Generator | None,
+    *,
+    want_index: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``((l + g) - max(l + g)) / tau`` in the working dtype, and the argmax if asked for.
+
+    The index costs a second reduction (``max`` with indices is about ten times slower than
+    ``amax`` on the CPU), so only the hard sample asks for it.
+    """
     z = perturb(logits, generator=generator)
-    top, index = z.detach().max(dim=dim, keepdim=True)
+    if want_index:
+        top, index = z.detach().max(dim=dim, keepdim=True)
+    else:
+        top, index = z.detach().amax(dim=dim, keepdim=True), None
     if not torch.isfinite(top).all():
         raise_bad_logits(logits, dim)
     z.sub_(top)  # z is a fresh tensor: in-place is safe and saves two allocations
@@ -68,9 +80,9 @@ def gumbel_softmax(
     dim = check_dim(dim, logits.dim())
     if not isinstance(hard, bool):
         raise TypeError(f"hard must be a bool, got {type(hard).__name__}")
-    z, index = _scaled_perturbed(logits, tau, dim, generator)
+    z, index = _scaled_perturbed(logits, tau, dim, generator, want_index=hard)
     soft = torch.softmax(z, dim=dim)
-    if hard:
+    if index is not None:
         one_hot = torch.zeros_like(soft).scatter_(dim, index, 1.0)
         soft = straight_through(one_hot, soft)
     return soft.to(logits.dtype)

@@ -1,0 +1,74 @@
+"""Temperature schedules for annealing a relaxation from smooth to sharp.
+
+* ``exponential_schedule(start, end, steps)``: ``tau_t = start * (end / start)^(t / (steps - 1))``
+  for ``t = 0, ..., steps - 1``, so ``tau_0 = start`` and ``tau_{steps-1} = end`` (the biased
+  die of *Learning a biased die* anneals 2.0 -> 0.5 over 1000 steps).
+* ``jang_schedule(tau0, tau_min, rate, every)``: Jang et al. (2017) update the temperature
+  every ``every`` steps to ``max(tau_min, tau0 * exp(-rate * t))``, with ``t`` the step at
+  the last update.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+
+def _positive(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be finite and > 0, got {value}")
+    return value
+
+
+def _count(value: object, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def exponential_schedule(start: float, end: float, steps: int) -> np.ndarray:
+    """The ``steps`` temperatures of an exponential decay from ``start`` to ``end``.
+
+    ``end`` may not exceed ``start`` (this is a decay); ``steps = 1`` gives ``[start]``
+    only when ``start == end``.
+
+    >>> exponential_schedule(2.0, 0.5, 3).round(4).tolist()
+    [2.0, 1.0, 0.5]
+    """
+    start, end = _positive(start, "start"), _positive(end, "end")
+    steps = _count(steps, "steps", 1)
+    if end > start:
+        raise ValueError(f"end={end} is larger than start={start}: a decay must not increase")
+    if steps == 1:
+        if end != start:
+            raise ValueError("steps=1 cannot go from start to a different end")
+        return np.array([start])
+    return start * (end / start) ** (np.arange(steps) / (steps - 1))
+
+
+def jang_schedule(tau0: float, tau_min: float, rate: float, every: int, steps: int) -> np.ndarray:
+    """Jang et al.'s annealing: ``tau = max(tau_min, tau0 * exp(-rate * t))`` every N steps.
+
+    Step ``t`` uses the temperature set at the last update, step ``every * (t // every)``.
+
+    >>> jang_schedule(1.0, 0.5, 0.1, 2, 4).round(4).tolist()
+    [1.0, 1.0, 0.8187, 0.8187]
+    """
+    tau0, tau_min = _positive(tau0, "tau0"), _positive(tau_min, "tau_min")
+    if tau_min > tau0:
+        raise ValueError(f"tau_min={tau_min} is larger than tau0={tau0}")
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not math.isfinite(rate):
+        raise TypeError(f"rate must be a finite real number, got {rate!r}")
+    if rate < 0:
+        raise ValueError(f"rate must be >= 0 (a decay), got {rate}")
+    every = _count(every, "every", 1)
+    steps = _count(steps, "steps", 1)
+    updated_at = every * (np.arange(steps) // every)
+    return np.maximum(tau_min, tau0 * np.exp(-float(rate) * updated_at))

@@ -1,0 +1,53 @@
+"""Temperature schedules: values, endpoints and refusals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gumbel_lib.schedules import exponential_schedule, jang_schedule
+
+
+def test_exponential_endpoints_and_ratio() -> None:
+    taus = exponential_schedule(2.0, 0.5, 1000)
+    assert taus.shape == (1000,)
+    assert taus[0] == pytest.approx(2.0) and taus[-1] == pytest.approx(0.5)
+    assert np.allclose(taus[1:] / taus[:-1], (0.25) ** (1 / 999))
+
+
+def test_exponential_constant_and_single_step() -> None:
+    assert np.allclose(exponential_schedule(1.0, 1.0, 5), 1.0)
+    assert exponential_schedule(0.7, 0.7, 1).tolist() == [0.7]
+
+
+def test_jang_updates_every_n_steps_and_floors() -> None:
+    taus = jang_schedule(1.0, 0.5, 1e-2, 100, 1000)
+    assert np.all(taus[:100] == 1.0)
+    assert taus[100] == pytest.approx(math.exp(-1.0)) or taus[100] == 0.5
+    assert taus.min() == pytest.approx(0.5) and np.all(np.diff(taus) <= 0)
+    assert len(set(taus[200:299].tolist())) == 1
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "name"),
+    [
+        (lambda: exponential_schedule(0.0, 0.5, 10), ValueError, "start"),
+        (lambda: exponential_schedule(2.0, -1.0, 10), ValueError, "end"),
+        (lambda: exponential_schedule(2.0, math.inf, 10), ValueError, "end"),
+        (lambda: exponential_schedule(0.5, 2.0, 10), ValueError, "end=2.0 is larger"),
+        (lambda: exponential_schedule(2.0, 0.5, 0), ValueError, "steps"),
+        (lambda: exponential_schedule(2.0, 0.5, 1), ValueError, "steps=1"),
+        (lambda: exponential_schedule(2.0, 0.5, 2.5), TypeError, "steps"),
+        (lambda: jang_schedule(1.0, 0.5, -0.1, 10, 10), ValueError, "rate"),
+        (lambda: jang_schedule(1.0, 0.5, math.nan, 10, 10), TypeError, "rate"),
+        (lambda: jang_schedule(1.0, 0.5, 0.1, 0, 10), ValueError, "every"),
+        (lambda: jang_schedule(1.0, 2.0, 0.1, 1, 10), ValueError, "tau_min"),
+        (lambda: jang_schedule(math.nan, 0.5, 0.1, 1, 10), ValueError, "tau0"),
+        (lambda: jang_schedule(1.0, 0.5, 0.1, 1, 0), ValueError, "steps"),
+    ],
+)
+def test_bad_parameters_name_themselves(call, error: type, name: str) -> None:
+    with pytest.raises(error, match=name):
+        call()
