@@ -23,8 +23,7 @@ def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
     """``hard`` in the forward pass, the gradient of ``soft`` in the backward pass.
 
     Computed as ``hard + (soft - soft.detach())``: the bracket is exactly zero in floating
-    point, so the forward value equals ``hard`` bit for bit (the common
-    ``hard - soft.detach() + soft`` only rounds to it).
+    point, so the forward value equals ``hard`` bit for bit by construction.
     """
     return hard + (soft - soft.detach())
 
