@@ -38,18 +38,25 @@ def check_dim(dim: object, ndim: int, name: str = "dim") -> int:
     return dim % ndim
 
 
+def check_positive(value: object, name: str) -> float:
+    """A finite real number strictly greater than zero (a Python number or a 1-element tensor)."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(
+                f"{name} must be a scalar, got a tensor of shape {tuple(value.shape)}"
+            )
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0.0:
+        raise ValueError(f"{name} must be finite and > 0, got {value}")
+    return value
+
+
 def check_tau(tau: object, name: str = "tau") -> float:
     """A finite temperature strictly greater than zero."""
-    if isinstance(tau, torch.Tensor):
-        if tau.numel() != 1:
-            raise ValueError(f"{name} must be a scalar, got a tensor of shape {tuple(tau.shape)}")
-        tau = tau.item()
-    if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(tau).__name__}")
-    tau = float(tau)
-    if not math.isfinite(tau) or tau <= 0.0:
-        raise ValueError(f"{name} must be finite and > 0, got {tau}")
-    return tau
+    return check_positive(tau, name)
 
 
 def check_count(value: object, name: str, *, upper: int, what: str) -> int:

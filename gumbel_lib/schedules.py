@@ -15,14 +15,7 @@ import numbers
 
 import numpy as np
 
-
-def _positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
-    return value
+from gumbel_lib._validation import check_positive
 
 
 def _count(value: object, name: str, minimum: int) -> int:
@@ -42,7 +35,7 @@ def exponential_schedule(start: float, end: float, steps: int) -> np.ndarray:
     >>> exponential_schedule(2.0, 0.5, 3).round(4).tolist()
     [2.0, 1.0, 0.5]
     """
-    start, end = _positive(start, "start"), _positive(end, "end")
+    start, end = check_positive(start, "start"), check_positive(end, "end")
     steps = _count(steps, "steps", 1)
     if end > start:
         raise ValueError(f"end={end} is larger than start={start}: a decay must not increase")
@@ -61,7 +54,7 @@ def jang_schedule(tau0: float, tau_min: float, rate: float, every: int, steps: i
     >>> jang_schedule(1.0, 0.5, 0.1, 2, 4).round(4).tolist()
     [1.0, 1.0, 0.8187, 0.8187]
     """
-    tau0, tau_min = _positive(tau0, "tau0"), _positive(tau_min, "tau_min")
+    tau0, tau_min = check_positive(tau0, "tau0"), check_positive(tau_min, "tau_min")
     if tau_min > tau0:
         raise ValueError(f"tau_min={tau_min} is larger than tau0={tau0}")
     if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not math.isfinite(rate):
