@@ -6,6 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CHAPTERS := $(wildcard book/*.md)
+# Chapters run on the CPU path with one thread: the stored outputs are those of that path,
+# and small-tensor loops slow down many times when OpenMP threads compete for busy cores.
+CHAPTER_ENV := GUMBEL_DEVICE=cpu OMP_NUM_THREADS=1
 
 .PHONY: venv book test lint unit pairs nbval execute bench bench-smoke clean
 
@@ -37,14 +40,14 @@ pairs: $(STAMP)
 
 ## nbval in strict mode: re-run every chapter and compare each text output.
 nbval: $(STAMP)
-	GUMBEL_DEVICE=cpu $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+	$(CHAPTER_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 		--nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg book/*.ipynb
 
 ## Refresh the stored outputs after editing chapters: `make execute` (all) or
 ## `make execute CHAPTERS=book/location-shift.md` (one).
 execute: $(STAMP)
 	for md in $(CHAPTERS); do \
-		GUMBEL_DEVICE=cpu $(BIN)/jupytext --to ipynb --execute "$$md" || exit 1; \
+		$(CHAPTER_ENV) $(BIN)/jupytext --to ipynb --execute "$$md" || exit 1; \
 		$(BIN)/jupytext --to md:myst "$${md%.md}.ipynb" -o "$$md" || exit 1; \
 	done
 
