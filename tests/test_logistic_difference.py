@@ -9,7 +9,7 @@ from __future__ import annotations
 import scipy.special
 import scipy.stats
 import torch
-from conftest import seeded
+from conftest import relaxed_bernoulli_cdf, seeded
 
 from gumbel_lib import gumbel_max, gumbel_softmax, sample_gumbel
 from gumbel_lib.stats import chisquare_sample_size, chisquare_test, dkwm_sample_size, dkwm_test
@@ -44,10 +44,6 @@ def test_binary_gumbel_max_is_bernoulli_sigmoid() -> None:
     assert verdict.passed, verdict
     wrong = gumbel_max(torch.tensor([0.0, p]).expand(n, 2), generator=seeded(4))  # p, not logit
     assert not chisquare_test(torch.bincount(wrong, minlength=2), [1 - p, p], alpha=ALPHA).passed
-
-
-def relaxed_bernoulli_cdf(log_odds: float, tau: float):
-    return lambda y: scipy.special.expit(tau * scipy.special.logit(y) - log_odds)
 
 
 def test_relaxed_bernoulli_law_and_control() -> None:
