@@ -25,7 +25,7 @@ import torch.nn.functional as F  # noqa: N812
 import gumbel_lib as gl
 from benchmarks.machine import describe_machine, results_path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 TAU = 1.0
 
@@ -78,6 +78,9 @@ def edge_cases() -> list[dict]:
     inf = math.inf
     cases = [
         ("masked, float32, tau=0.5", [0.0, -inf, 1.0], torch.float32, 0.5),
+        ("masked, float32, tau=1e-3", [0.0, -inf, 1.0], torch.float32, 1e-3),
+        ("masked, float16, tau=1e-3", [0.0, -inf, 1.0], torch.float16, 1e-3),
+        ("masked + huge 1e30, float32, tau=1e-3", [1e30, -inf, -1e30], torch.float32, 1e-3),
         ("huge 1e30, float32, tau=1e-3", [1e30, -1e30, 0.0], torch.float32, 1e-3),
         ("huge 1e30, bfloat16, tau=1e-3", [1e30, -1e30, 0.0], torch.bfloat16, 1e-3),
         ("large 6e4, float16, tau=1e-3", [6e4, -6e4, 0.0], torch.float16, 1e-3),
@@ -96,9 +99,13 @@ def edge_cases() -> list[dict]:
                 leaf = torch.tensor([values] * 1000, dtype=dtype, requires_grad=True)
                 y = sampler(leaf, tau, torch.Generator().manual_seed(0))
                 (y.float() * torch.arange(3.0)).sum().backward()
+            masked = torch.isneginf(leaf.detach())
             row[name] = {
                 "output_nonfinite": int((~torch.isfinite(y)).sum()),
                 "gradient_nan": int(torch.isnan(leaf.grad).sum()),
+                "masked_entries": int(masked.sum()),
+                "masked_output_nonzero": int((y.detach()[masked] != 0).sum()),
+                "masked_gradient_nonzero": int((leaf.grad[masked] != 0).sum()),
             }
         out.append(row)
     return out
@@ -132,8 +139,14 @@ def main(argv: list[str] | None = None) -> Path:
             flush=True,
         )
     report["edge_cases"] = edge_cases()
+    print("edge cases (non-finite outputs, NaN gradients, non-zero outputs/gradients on masks)")
     for row in report["edge_cases"]:
-        print(f"{row['case']:<32} gumbel_lib {row['gumbel_lib']}  torch {row['torch']}")
+        cells = [
+            f"{name} {r['output_nonfinite']} {r['gradient_nan']} "
+            f"{r['masked_output_nonzero']}/{r['masked_gradient_nonzero']}"
+            for name, r in ((n, row[n]) for n in ("gumbel_lib", "torch"))
+        ]
+        print(f"  {row['case']:<38} {cells[0]:<22} {cells[1]}")
     path = results_path(args.out, "numerics", device, smoke=args.smoke)
     path.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {path}")

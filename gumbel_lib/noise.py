@@ -64,6 +64,25 @@ def gumbel_from_uniform(u: torch.Tensor) -> torch.Tensor:
     return wide.clamp(lo, hi).log_().neg_().log_().neg_().to(u.dtype)
 
 
+def log_exponential(
+    shape: Sequence[int] | torch.Size,
+    *,
+    generator: torch.Generator | None,
+    dtype: torch.dtype,
+    device: torch.device | str | None,
+) -> torch.Tensor:
+    """``log(-log(clamp(u, tiny, 1 - eps/2)))``: minus Gumbel(0, 1) noise (internal, no checks).
+
+    ``-log u`` is Exp(1), so this is the log of an exponential variate, ``-g`` bit for bit
+    (IEEE negation is exact). The samplers consume ``-g`` directly and fold the sign into
+    a later pass, which saves one pass over memory. In the working dtype of ``dtype``.
+    """
+    wide = working_dtype(dtype)
+    u = torch.rand(shape, generator=generator, dtype=wide, device=device)
+    lo, hi = uniform_bounds(wide)
+    return u.clamp_(lo, hi).log_().neg_().log_()
+
+
 def standard_gumbel(
     shape: Sequence[int] | torch.Size,
     *,
@@ -72,10 +91,7 @@ def standard_gumbel(
     device: torch.device | str | None,
 ) -> torch.Tensor:
     """Gumbel(0, 1) noise in the working dtype of ``dtype`` (no cast, no checks: internal)."""
-    wide = working_dtype(dtype)
-    u = torch.rand(shape, generator=generator, dtype=wide, device=device)
-    lo, hi = uniform_bounds(wide)
-    return u.clamp_(lo, hi).log_().neg_().log_().neg_()
+    return log_exponential(shape, generator=generator, dtype=dtype, device=device).neg_()
 
 
 def _check_shape(shape: object) -> tuple[int, ...]:

@@ -7,7 +7,8 @@ A relaxed sample is ``y = softmax((l + g) / tau)`` with ``g`` i.i.d. Gumbel(0, 1
 
 Numerics: we subtract ``max(l + g)`` before dividing by ``tau``, so the scaled values are
 ``<= 0`` with one exact zero and never overflow, whatever ``tau`` and however large the
-finite logits. A ``-inf`` logit gives ``y_i = 0`` exactly and a zero gradient. Half
+finite logits (at ``tau = 1`` the softmax's own subtraction of the maximum does this, with
+the same bits). A ``-inf`` logit gives ``y_i = 0`` exactly and a zero gradient. Half
 precision is computed in float32 and cast at the end.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from gumbel_lib._validation import check_dim, check_logits, check_tau, raise_bad_logits
-from gumbel_lib.sampling import perturb
+from gumbel_lib.sampling import negated_perturb
 
 
 def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
@@ -28,30 +29,44 @@ def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
     return hard + (soft - soft.detach())
 
 
+def _one_hot_of_min(w: torch.Tensor, low: torch.Tensor, dim: int) -> torch.Tensor:
+    """One-hot (in ``w``'s dtype) of the first minimum of ``w`` along ``dim``.
+
+    ``low`` is that minimum. The comparison ``w == low`` already is the one-hot vector
+    unless a row ties; only then do we pay for ``argmin`` (the first of the tied entries).
+    """
+    hot = torch.eq(w, low, out=torch.empty_like(w))
+    if (hot.sum(dim=dim) == 1).all():
+        return hot
+    return hot.zero_().scatter_(dim, w.argmin(dim, keepdim=True), 1.0)
+
+
 def _scaled_perturbed(
     logits: torch.Tensor,
     tau: float,
     dim: int,
     generator: torch.Generator | None,
     *,
-    want_index: bool = False,
+    want_one_hot: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``((l + g) - max(l + g)) / tau`` in the working dtype, and the argmax if asked for.
+    """Values whose softmax along ``dim`` is ``softmax((l + g) / tau)``; the argmax one-hot.
 
-    The index costs a second reduction (``max`` with indices is about ten times slower than
-    ``amax`` on the CPU), so only the hard sample asks for it.
+    For ``tau != 1`` the values are ``((l + g) - max(l + g)) / tau``. We work on
+    ``w = -(l + g)`` (one pass cheaper, see ``negated_perturb``) and divide by ``-tau``,
+    which restores the sign in the same pass. For ``tau == 1`` there is nothing to divide
+    and we return ``l + g`` itself: ``softmax`` and ``log_softmax`` subtract the row
+    maximum on their own, and since ``max((l + g) - m) == 0`` exactly, our subtraction would
+    change no bit of their result. Either way no value that reaches them overflows. The
+    one-hot vector of ``argmax(l + g)`` (first maximum) comes only when asked for.
     """
-    z = perturb(logits, generator=generator)
-    if want_index:
-        top, index = z.detach().max(dim=dim, keepdim=True)
-    else:
-        top, index = z.detach().amax(dim=dim, keepdim=True), None
-    if not torch.isfinite(top).all():
+    w = negated_perturb(logits, generator)  # -(l + g), in the working dtype
+    low = w.detach().amin(dim=dim, keepdim=True)  # -max(l + g)
+    if not torch.isfinite(low).all():
         raise_bad_logits(logits, dim)
-    z.sub_(top)  # z is a fresh tensor: in-place is safe and saves two allocations
-    if tau != 1.0:
-        z.div_(tau)
-    return z, index
+    hot = _one_hot_of_min(w.detach(), low, dim) if want_one_hot else None
+    if tau == 1.0:
+        return w.neg_(), hot  # w is a fresh tensor: in-place is safe and saves allocations
+    return w.sub_(low).div_(-tau), hot
 
 
 def gumbel_softmax(
@@ -79,10 +94,9 @@ def gumbel_softmax(
     dim = check_dim(dim, logits.dim())
     if not isinstance(hard, bool):
         raise TypeError(f"hard must be a bool, got {type(hard).__name__}")
-    z, index = _scaled_perturbed(logits, tau, dim, generator, want_index=hard)
+    z, one_hot = _scaled_perturbed(logits, tau, dim, generator, want_one_hot=hard)
     soft = torch.softmax(z, dim=dim)
-    if index is not None:
-        one_hot = torch.zeros_like(soft).scatter_(dim, index, 1.0)
+    if one_hot is not None:
         soft = straight_through(one_hot, soft)
     return soft.to(logits.dtype)
 

@@ -19,7 +19,7 @@ from gumbel_lib._validation import (
     raise_bad_logits,
     working_dtype,
 )
-from gumbel_lib.noise import standard_gumbel
+from gumbel_lib.noise import log_exponential, standard_gumbel
 
 
 def perturb(logits: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -30,6 +30,34 @@ def perturb(logits: torch.Tensor, *, generator: torch.Generator | None = None) -
     wide = working_dtype(logits.dtype)
     g = standard_gumbel(logits.shape, generator=generator, dtype=wide, device=logits.device)
     return g.add_(logits)
+
+
+def negated_perturb(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """``-(logits + g)``, bit for bit, for the same generator state (internal).
+
+    Computed as ``log(-log u) - logits``: IEEE rounding is symmetric, so this is exactly the
+    negation of :func:`perturb`'s result, and it costs one pass over memory fewer.
+    """
+    wide = working_dtype(logits.dtype)
+    h = log_exponential(logits.shape, generator=generator, dtype=wide, device=logits.device)
+    return h.sub_(logits)
+
+
+def argmin_overwriting(values: torch.Tensor, low: torch.Tensor, dim: int) -> torch.Tensor:
+    """``values.argmin(dim, keepdim=True)`` (the first minimum), given ``low``, the minimum.
+
+    ``low`` is ``values.amin(dim, keepdim=True)``; ``values`` is overwritten. On the CPU,
+    PyTorch's index-tracking reductions are scalar loops, slower than a comparison, a
+    product and an ``amax``, which vectorise: for large tensors we score a hit at index
+    ``i`` with ``n - i`` and take the largest score, in place. Internal.
+    """
+    n = values.shape[dim]
+    if values.device.type != "cpu" or values.numel() < 2**15 or n > 2**24:
+        return values.argmin(dim, keepdim=True)
+    shape = [1] * values.dim()
+    shape[dim] = n
+    countdown = torch.arange(n, 0, -1, dtype=values.dtype).view(shape)  # n - i, exact
+    return n - values.eq_(low).mul_(countdown).amax(dim=dim, keepdim=True).long()
 
 
 def gumbel_max(
@@ -46,11 +74,11 @@ def gumbel_max(
     """
     check_logits(logits)
     dim = check_dim(dim, logits.dim())
-    z = perturb(logits, generator=generator)
-    index = z.argmax(dim=dim, keepdim=True)
-    if not torch.isfinite(z.gather(dim, index)).all():
+    w = negated_perturb(logits.detach(), generator)  # -(l + g): our argmax is its argmin
+    low = w.amin(dim=dim, keepdim=True)
+    if not torch.isfinite(low).all():
         raise_bad_logits(logits, dim)
-    return index.squeeze(dim)
+    return argmin_overwriting(w, low, dim).squeeze(dim)
 
 
 def gumbel_topk(

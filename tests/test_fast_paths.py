@@ -1,0 +1,98 @@
+"""The fast internal paths of the samplers compute exactly what the plain formulas compute.
+
+The speed work (chapter *Numerics and performance*) rewrote passes, never results: every
+check here is an exact equality (``torch.equal``), on inputs built to contain ties, masks,
+huge logits and shapes on both sides of the size threshold of the vectorised argmin.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import seeded
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gumbel_lib as gl
+from gumbel_lib.relax import _one_hot_of_min
+from gumbel_lib.sampling import argmin_overwriting, negated_perturb
+
+
+def tied(shape: tuple[int, ...], seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Values on a coarse grid: most rows have their minimum more than once."""
+    return torch.randint(0, 4, shape, generator=seeded(seed)).to(dtype)
+
+
+SHAPES = [(7, 5), (3, 4, 6), (600, 64), (64, 600), (2, 40_000)]  # below and above 2**15
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_argmin_overwriting_is_argmin(shape: tuple[int, ...], dtype: torch.dtype) -> None:
+    values = tied(shape, 0, dtype)
+    for dim in range(len(shape)):
+        expected = values.argmin(dim, keepdim=True)
+        low = values.amin(dim, keepdim=True)
+        assert torch.equal(argmin_overwriting(values.clone(), low, dim), expected)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_one_hot_of_min_marks_the_first_minimum(shape: tuple[int, ...]) -> None:
+    for values in (tied(shape, 1), torch.randn(shape, generator=seeded(2))):
+        for dim in range(len(shape)):
+            low = values.amin(dim, keepdim=True)
+            first = values.argmin(dim, keepdim=True)
+            expected = torch.zeros_like(values).scatter_(dim, first, 1.0)
+            assert torch.equal(_one_hot_of_min(values, low, dim), expected)
+
+
+@settings(derandomize=True, deadline=None, max_examples=40)
+@given(
+    rows=st.integers(1, 40),
+    cols=st.integers(1, 40),
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from([torch.float32, torch.float64, torch.float16, torch.bfloat16]),
+)
+def test_negated_perturb_is_exactly_minus_perturb(
+    rows: int, cols: int, seed: int, dtype: torch.dtype
+) -> None:
+    logits = (torch.randn(rows, cols, generator=seeded(seed)) * 10).to(dtype)
+    logits[:, 0] = -math.inf
+    assert torch.equal(
+        negated_perturb(logits, seeded(seed)), -gl.perturb(logits, generator=seeded(seed))
+    )
+
+
+@pytest.mark.parametrize("shape", [(50, 7), (600, 64)])
+@pytest.mark.parametrize("dim", [0, -1])
+def test_samplers_equal_their_formulas(shape: tuple[int, int], dim: int) -> None:
+    logits = torch.randn(shape, generator=seeded(3)) * 3
+    logits[0, 0] = -math.inf  # a mask
+    logits[1, :] = 1e30  # a row of huge, tied logits
+    z = gl.perturb(logits, generator=seeded(4))
+    top = z.amax(dim, keepdim=True)
+    first = z.argmax(dim, keepdim=True)
+    assert torch.equal(gl.gumbel_max(logits, dim=dim, generator=seeded(4)), first.squeeze(dim))
+    for tau in (1.0, 0.5, 3.0):
+        scaled = (z - top) / tau
+        soft = gl.gumbel_softmax(logits, tau, dim=dim, generator=seeded(4))
+        assert torch.equal(soft, torch.softmax(scaled, dim))
+        log_y = gl.relaxed_log_sample(logits, tau, dim=dim, generator=seeded(4))
+        assert torch.equal(log_y, torch.log_softmax(scaled, dim))
+        hard = gl.gumbel_softmax(logits, tau, True, dim=dim, generator=seeded(4))
+        assert torch.equal(hard, torch.zeros_like(soft).scatter_(dim, first, 1.0))
+
+
+def test_hard_sample_gradient_is_the_soft_gradient_with_masks() -> None:
+    logits = torch.randn(600, 64, generator=seeded(5))
+    logits[:, 3] = -math.inf
+    weights = torch.randn(600, 64, generator=seeded(6))
+    grads = []
+    for hard in (False, True):
+        leaf = logits.clone().requires_grad_(True)
+        (gl.gumbel_softmax(leaf, 0.7, hard, generator=seeded(7)) * weights).sum().backward()
+        grads.append(leaf.grad)
+    assert torch.equal(grads[0], grads[1])
+    assert torch.equal(grads[0][:, 3], torch.zeros(600))
