@@ -8,6 +8,13 @@ the argument; no function returns NaN.
 from gumbel_lib.conditional import conditional_gumbels, gumbel_rao
 from gumbel_lib.density import concrete_log_prob
 from gumbel_lib.device import default_device, generator_for
+from gumbel_lib.estimators import (
+    exact_expected_gradient,
+    relaxed_gradient,
+    score_function,
+    sse_gradient,
+    straight_through_gradient,
+)
 from gumbel_lib.noise import (
     gumbel_from_uniform,
     noise_bounds,
@@ -16,6 +23,7 @@ from gumbel_lib.noise import (
 )
 from gumbel_lib.relax import gumbel_softmax, relaxed_log_sample, straight_through
 from gumbel_lib.sampling import gumbel_max, gumbel_topk, perturb
+from gumbel_lib.schedules import exponential_schedule, jang_schedule
 from gumbel_lib.subsets import m_hot
 
 __version__ = "0.1.0"
@@ -24,17 +32,24 @@ __all__ = [
     "concrete_log_prob",
     "conditional_gumbels",
     "default_device",
+    "exact_expected_gradient",
+    "exponential_schedule",
     "generator_for",
     "gumbel_from_uniform",
     "gumbel_max",
     "gumbel_rao",
     "gumbel_softmax",
     "gumbel_topk",
+    "jang_schedule",
     "m_hot",
     "noise_bounds",
     "perturb",
+    "relaxed_gradient",
     "relaxed_log_sample",
     "sample_gumbel",
+    "score_function",
+    "sse_gradient",
     "straight_through",
+    "straight_through_gradient",
     "truncated_tail_mass",
 ]

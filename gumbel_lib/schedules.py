@@ -57,10 +57,10 @@ def jang_schedule(tau0: float, tau_min: float, rate: float, every: int, steps: i
     tau0, tau_min = check_positive(tau0, "tau0"), check_positive(tau_min, "tau_min")
     if tau_min > tau0:
         raise ValueError(f"tau_min={tau_min} is larger than tau0={tau0}")
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not math.isfinite(rate):
-        raise TypeError(f"rate must be a finite real number, got {rate!r}")
-    if rate < 0:
-        raise ValueError(f"rate must be >= 0 (a decay), got {rate}")
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+        raise TypeError(f"rate must be a real number, got {type(rate).__name__}")
+    if not math.isfinite(rate) or rate < 0:
+        raise ValueError(f"rate must be finite and >= 0 (a decay), got {rate}")
     every = _count(every, "every", 1)
     steps = _count(steps, "steps", 1)
     updated_at = every * (np.arange(steps) // every)

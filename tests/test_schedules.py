@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gumbel_lib.schedules import exponential_schedule, jang_schedule
 
@@ -41,7 +43,8 @@ def test_jang_updates_every_n_steps_and_floors() -> None:
         (lambda: exponential_schedule(2.0, 0.5, 1), ValueError, "steps=1"),
         (lambda: exponential_schedule(2.0, 0.5, 2.5), TypeError, "steps"),
         (lambda: jang_schedule(1.0, 0.5, -0.1, 10, 10), ValueError, "rate"),
-        (lambda: jang_schedule(1.0, 0.5, math.nan, 10, 10), TypeError, "rate"),
+        (lambda: jang_schedule(1.0, 0.5, math.nan, 10, 10), ValueError, "rate"),
+        (lambda: jang_schedule(1.0, 0.5, "0.1", 10, 10), TypeError, "rate"),
         (lambda: jang_schedule(1.0, 0.5, 0.1, 0, 10), ValueError, "every"),
         (lambda: jang_schedule(1.0, 2.0, 0.1, 1, 10), ValueError, "tau_min"),
         (lambda: jang_schedule(math.nan, 0.5, 0.1, 1, 10), ValueError, "tau0"),
@@ -51,3 +54,37 @@ def test_jang_updates_every_n_steps_and_floors() -> None:
 def test_bad_parameters_name_themselves(call, error: type, name: str) -> None:
     with pytest.raises(error, match=name):
         call()
+
+
+@settings(derandomize=True, deadline=None, max_examples=200)
+@given(
+    start=st.floats(1e-3, 1e3),
+    ratio=st.floats(1e-4, 1.0),
+    steps=st.integers(2, 2000),
+)
+def test_exponential_is_a_monotone_decay_between_its_endpoints(start, ratio, steps) -> None:
+    end = start * ratio
+    taus = exponential_schedule(start, end, steps)
+    assert taus.shape == (steps,) and np.all(np.isfinite(taus))
+    assert taus[0] == start and taus[-1] == pytest.approx(end, rel=1e-12)
+    assert np.all(np.diff(taus) <= 0)
+    assert np.all((taus >= end * (1 - 1e-12)) & (taus <= start))
+
+
+@settings(derandomize=True, deadline=None, max_examples=200)
+@given(
+    tau0=st.floats(1e-2, 1e2),
+    floor_ratio=st.floats(1e-3, 1.0),
+    rate=st.floats(0.0, 1.0),
+    every=st.integers(1, 50),
+    steps=st.integers(1, 500),
+)
+def test_jang_is_piecewise_constant_non_increasing_and_floored(
+    tau0, floor_ratio, rate, every, steps
+) -> None:
+    tau_min = tau0 * floor_ratio
+    taus = jang_schedule(tau0, tau_min, rate, every, steps)
+    assert taus.shape == (steps,) and taus[0] == tau0
+    assert np.all(np.diff(taus) <= 0) and np.all(taus >= tau_min)
+    blocks = taus[: (steps // every) * every].reshape(-1, every)
+    assert np.all(blocks == blocks[:, :1])
