@@ -5,6 +5,7 @@ takes an explicit ``torch.Generator``; bad input raises ``TypeError``/``ValueErr
 the argument; no function returns NaN.
 """
 
+from gumbel_lib._validation import get_default_validate_args, set_default_validate_args
 from gumbel_lib.conditional import conditional_gumbels, gumbel_rao
 from gumbel_lib.density import concrete_log_prob
 from gumbel_lib.device import default_device, generator_for
@@ -35,6 +36,7 @@ __all__ = [
     "exact_expected_gradient",
     "exponential_schedule",
     "generator_for",
+    "get_default_validate_args",
     "gumbel_from_uniform",
     "gumbel_max",
     "gumbel_rao",
@@ -48,6 +50,7 @@ __all__ = [
     "relaxed_log_sample",
     "sample_gumbel",
     "score_function",
+    "set_default_validate_args",
     "sse_gradient",
     "straight_through",
     "straight_through_gradient",

@@ -1,7 +1,14 @@
-"""Argument checks shared by the public functions.
+"""Argument checks shared by the public functions, and the switch that turns them off.
 
 Every check raises ``TypeError`` or ``ValueError`` with a message that names the argument,
 so that bad input fails loudly instead of flowing on as NaN.
+
+The switch follows ``torch.distributions``: every public function takes a keyword
+``validate_args: bool | None = None``; ``None`` means the library-wide default, which is on
+and which :func:`set_default_validate_args` changes (like
+``torch.distributions.Distribution.set_default_validate_args``). Checks that read tensor
+*values* (NaN logits, a masked row) force a host synchronisation, so they run only under
+validation; the sampling path itself never branches in Python on tensor values.
 """
 
 from __future__ import annotations
@@ -12,6 +19,41 @@ import numbers
 import torch
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+_default_validate_args = True
+
+
+def set_default_validate_args(value: bool) -> None:
+    """Turn argument validation on (the default) or off for every ``gumbel_lib`` function.
+
+    A call's own ``validate_args=True/False`` overrides this default. With validation off,
+    bad input is the caller's responsibility: no check reads tensor values, so nothing
+    synchronises with the device and ``torch.compile`` sees no data-dependent branch.
+
+    >>> set_default_validate_args(False); get_default_validate_args()
+    False
+    >>> set_default_validate_args(True)
+    """
+    global _default_validate_args
+    if not isinstance(value, bool):
+        raise TypeError(f"value must be a bool, got {type(value).__name__}")
+    _default_validate_args = value
+
+
+def get_default_validate_args() -> bool:
+    """The library-wide default of ``validate_args`` (``True`` unless changed)."""
+    return _default_validate_args
+
+
+def should_validate(validate_args: bool | None) -> bool:
+    """Resolve a function's ``validate_args`` argument against the library-wide default."""
+    if validate_args is None:
+        return _default_validate_args
+    if not isinstance(validate_args, bool):
+        raise TypeError(
+            f"validate_args must be a bool or None, got {type(validate_args).__name__}"
+        )
+    return validate_args
 
 
 def check_logits(logits: object, name: str = "logits") -> torch.Tensor:
