@@ -134,9 +134,9 @@ def m_hot_by_redraw(
     dim: int = -1,
     generator: torch.Generator | None = None,
     max_draws: int = 10_000,
-    return_draws: bool = False,
+    return_details: bool = False,
     validate_args: bool | None = None,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The seed note's m-hot vector: m Gumbel-softmax draws with distinct categories, max-ed.
 
     Draw ``C = softmax((logits + g) / tau)`` with fresh noise; a draw whose category
@@ -144,7 +144,8 @@ def m_hot_by_redraw(
     with distinct categories are kept; return ``S_i = max_j C_{j,i}``, the element-wise
     maximum of the kept draws (Wu, 2021). Each row uses at most ``max_draws`` draws
     (``ValueError`` when a row has not finished: its logits are too peaked for the bound).
-    With ``return_draws=True`` also returns the number of draws per row. The rejection loop
+    With ``return_details=True`` returns ``(S, kept, draws)``: also the boolean mask of the
+    kept categories (``dim`` as in ``S``) and the number of draws per row. The rejection loop
     synchronises with the device once per round. Its kept categories have the Gumbel-top-m
     set law; see :doc:`Sampling without replacement </book/sampling-without-replacement>`
     for what its relaxed vector is.
@@ -169,33 +170,36 @@ def m_hot_by_redraw(
                 f"(at least one row has only {drawable} finite logits)"
             )
     last = logits.movedim(dim, -1)
-    chosen = torch.zeros(last.shape, dtype=torch.bool, device=last.device)
-    kept = torch.zeros(last.shape[:-1], dtype=torch.long, device=last.device)
+    rows = last.reshape(-1, last.shape[-1])
+    chosen = torch.zeros(rows.shape, dtype=torch.bool, device=rows.device)
+    kept = torch.zeros(rows.shape[0], dtype=torch.long, device=rows.device)
     draws = torch.zeros_like(kept)
-    total = torch.zeros(last.shape, dtype=working_dtype(last.dtype), device=last.device)
+    total = torch.zeros(rows.shape, dtype=working_dtype(rows.dtype), device=rows.device)
+    active = torch.arange(rows.shape[0], device=rows.device)  # rows still drawing
     for _ in range(max_draws):
-        active = kept < m
-        if not active.any():  # the rejection loop's one host synchronisation per round
+        if active.numel() == 0:  # the rejection loop's host synchronisation, once per round
             break
-        keys = perturb(last, generator=generator)
+        keys = perturb(rows[active], generator=generator)
         top = keys.detach().amax(dim=-1, keepdim=True)
         soft = torch.softmax((keys - top) / tau, dim=-1)
         category = keys.detach().argmax(dim=-1, keepdim=True)
-        fresh = active & ~chosen.gather(-1, category).squeeze(-1)
-        total = torch.where(fresh.unsqueeze(-1), torch.maximum(total, soft), total)
-        chosen = chosen | (
-            fresh.unsqueeze(-1) & torch.zeros_like(chosen).scatter(-1, category, True)
-        )
-        kept = kept + fresh.long()
-        draws = draws + active.long()
+        fresh = ~chosen[active].gather(-1, category)  # (rows, 1): not a repeat
+        here = total[active]
+        total = total.index_copy(0, active, torch.where(fresh, torch.maximum(here, soft), here))
+        chosen[active] = chosen[active].scatter(-1, category, True)
+        kept[active] += fresh.squeeze(-1).long()
+        draws[active] += 1
+        active = active[kept[active] < m]
     else:
-        if (kept < m).any():
+        if active.numel() > 0:
             raise ValueError(
                 f"max_draws={max_draws} Gumbel-softmax draws did not give m={m} distinct "
                 "categories in every row: the logits are too peaked for this bound"
             )
+    total = total.reshape(last.shape)
+    chosen, draws = chosen.reshape(last.shape), draws.reshape(last.shape[:-1])
     out = total.to(logits.dtype).movedim(-1, dim)
-    return (out, draws) if return_draws else out
+    return (out, chosen.movedim(-1, dim), draws) if return_details else out
 
 
 def expected_redraws(logits: torch.Tensor, m: int) -> float:
