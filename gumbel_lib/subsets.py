@@ -1,20 +1,24 @@
 """Relaxed m-hot vectors: a differentiable stand-in for a random subset of size m.
 
-The seed note builds an m-hot vector from m independent Gumbel-softmax samples, keeps the
-elementwise maximum, and redraws any sample whose category repeats an earlier one. In the
-hard limit that is sequential sampling without replacement, whose law is the Gumbel-top-m
-law (Kool et al., 2019): the m largest of ``l + g`` for a *single* draw of noise ``g``. So we
-reuse one perturbation and relax its top-m with m successive softmaxes, each step damping
-the categories already (softly) taken (Xie and Ermon, 2019)::
+The seed note (Wu, 2021) builds an m-hot vector from m Gumbel-softmax samples, redrawing any
+sample whose category repeats an earlier one, and keeps their elementwise maximum: that is
+:func:`m_hot_by_redraw`, implemented as written. Its kept categories have the Gumbel-top-m
+law (Kool et al., 2019): the m largest of ``l + g`` for a *single* draw of noise ``g``. So
+:func:`m_hot` reuses one perturbation and relaxes its top-m with m successive softmaxes, each
+step damping the categories already (softly) taken (Xie and Ermon, 2019)::
 
     w^(1) = l + g,   a^(j) = softmax(w^(j) / tau),   w^(j+1) = w^(j) + log(1 - a^(j)),
-    m_hot = a^(1) + ... + a^(m).
+    m_hot = a^(1) + ... + a^(m),
 
+with ``a`` and ``log(1 - a)`` both computed in log space, exact to rounding at every ``tau``.
 No rejection loop, a fixed cost of m softmaxes, entries summing to m, and as
-``tau -> 0`` the exact indicator of ``gumbel_topk(l, m)`` for the same noise. At moderate
-temperatures a relaxed entry can exceed 1 (at ``tau = 1`` the top category keeps weight in
-the second step): use a small ``tau``, or ``hard=True`` for the exact m-hot indicator in the
-forward pass with the relaxed gradient in the backward pass.
+``tau -> 0`` the exact indicator of ``gumbel_topk(l, m)`` for the same noise. An entry can
+exceed 1 when perturbed logits are within a few ``tau`` of each other (the first step leaks
+weight onto the runner-up, which the second step gives almost a full unit again); this is
+the relaxation's, not rounding, and the share of rows affected falls with ``tau``. Use
+``hard=True`` for the exact m-hot indicator in the forward pass with the relaxed gradient in
+the backward pass. Chapter: :doc:`Sampling without replacement
+</book/sampling-without-replacement>`.
 """
 
 from __future__ import annotations
