@@ -206,7 +206,7 @@ def m_hot_by_redraw(
     return (out, chosen.movedim(-1, dim), draws) if return_details else out
 
 
-def expected_redraws(logits: torch.Tensor, m: int) -> float:
+def expected_redraws(logits: torch.Tensor, m: int, *, validate_args: bool | None = None) -> float:
     """Expected number of discarded draws of :func:`m_hot_by_redraw` for 1-D ``logits``.
 
     After ``j`` distinct categories with total probability ``q_j`` are kept, the next kept
@@ -215,7 +215,8 @@ def expected_redraws(logits: torch.Tensor, m: int) -> float:
 
         E[redraws] = sum_{ordered (i_1..i_{m-1})} PL(i_1..i_{m-1}) sum_j q_j / (1 - q_j).
 
-    Exact by enumeration (``K! / (K - m + 1)!`` prefixes): for small ``K`` only.
+    Exact by enumeration (``K! / (K - m + 1)!`` prefixes): for small ``K`` only. With
+    validation on, NaN or ``+inf`` logits raise ``ValueError``.
 
     >>> round(expected_redraws(torch.zeros(4), 2), 4)
     0.3333
@@ -224,6 +225,8 @@ def expected_redraws(logits: torch.Tensor, m: int) -> float:
     if logits.dim() != 1:
         raise ValueError(f"logits must be one-dimensional, got shape {tuple(logits.shape)}")
     m = check_count(m, "m", upper=logits.numel(), what="categories")
+    if should_validate(validate_args) and not bool((logits < torch.inf).all()):
+        raise ValueError("logits contains NaN or +inf")
     probs = torch.softmax(logits.detach().double(), dim=0).tolist()
     total = 0.0
     for prefix in itertools.permutations(range(len(probs)), m - 1):

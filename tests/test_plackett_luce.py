@@ -156,3 +156,15 @@ def test_conditioned_values_match_rejection_sampling() -> None:
         z[:, 2].numpy() - rest
     )
     assert not dkwm_test(wrong.clip(0, 1), scipy.stats.uniform.cdf, alpha=ALPHA).passed
+
+
+def test_validation_switch() -> None:
+    # Value checks run only under validation; structural ones always.
+    repeated = torch.tensor([1, 1])
+    assert torch.isfinite(plackett_luce_log_prob(LOGITS, repeated, validate_args=False))
+    with pytest.raises(ValueError, match="sample repeats"):
+        plackett_luce_log_prob(LOGITS, repeated, validate_args=True)
+    with pytest.raises(ValueError, match="must have the shape of logits"):
+        plackett_luce_log_prob(LOGITS, torch.tensor([[1]]), validate_args=False)
+    with pytest.raises(TypeError, match="validate_args must be a bool"):
+        sequential_sample(LOGITS, 2, validate_args="yes")

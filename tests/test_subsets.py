@@ -244,3 +244,11 @@ def test_seed_note_vector_entries_sums_and_gradient() -> None:
     s = m_hot_by_redraw(logits, 3, 0.1, generator=seeded(61))
     assert ((s >= 0) & (s <= 1)).all() and (s.sum(-1) <= 3).all() and (s.sum(-1) >= 1).all()
     assert gradcheck(lambda x: m_hot_by_redraw(x, 3, 0.7, generator=seeded(62)), (logits,))
+
+
+def test_expected_redraws_checks() -> None:
+    assert expected_redraws(torch.zeros(3), 1) == 0.0
+    with pytest.raises(ValueError, match="NaN or \\+inf"):
+        expected_redraws(torch.tensor([0.0, float("nan")]), 2)
+    with pytest.raises(ValueError, match="m=4"):
+        expected_redraws(torch.zeros(3), 4)
