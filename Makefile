@@ -10,7 +10,7 @@ CHAPTERS := $(wildcard book/*.md)
 # and small-tensor loops slow down many times when OpenMP threads compete for busy cores.
 CHAPTER_ENV := GUMBEL_DEVICE=cpu OMP_NUM_THREADS=1
 
-.PHONY: venv book test lint unit pairs nbval execute bench bench-smoke clean
+.PHONY: venv book test lint unit pairs nbval browser execute bench bench-smoke clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,9 @@ venv: $(STAMP)
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --builder html -n -W --keep-going
 
-## Everything CI checks, in order; the last step is the same build as `make book`.
-test: lint unit pairs nbval book
+## Everything CI checks, in order: the same build as `make book`, then every page of it
+## opened in a browser.
+test: lint unit pairs nbval book browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -42,6 +43,13 @@ pairs: $(STAMP)
 nbval: $(STAMP)
 	$(CHAPTER_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 		--nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg book/*.ipynb
+
+## Every page of _build/html in headless Chromium (the system package, /usr/bin/chromium),
+## served on 127.0.0.1: fails on console errors, failed or outside requests, images not
+## loaded, broken links or anchors, untypeset math, cut-off tables. Screenshots in
+## _build/screenshots. Run `make book` first (`make test` does).
+browser: $(STAMP)
+	$(BIN)/python tests/browser_check.py _build/html --screenshots _build/screenshots
 
 ## Refresh the stored outputs after editing chapters: `make execute` (all) or
 ## `make execute CHAPTERS=book/location-shift.md` (one).
