@@ -202,6 +202,15 @@ def serve(root: Path) -> Iterator[str]:
         server.server_close()
 
 
+def _summary(kind: str, items: list[str], out_of: int | None = None) -> list[str]:
+    """One line for a problem found many times on a page: the count and three examples."""
+    if not items:
+        return []
+    count = f"{len(items)}" + (f" of {out_of}" if out_of is not None else "")
+    examples = ", ".join(repr(item) for item in items[:3])
+    return [f"{kind} ({count}): {examples}" + (", ..." if len(items) > 3 else "")]
+
+
 def check_page(context, root: Path, origin: str, page: Path, shots: Path | None) -> PageResult:
     """Open one page and collect every problem (see the module docstring)."""
     rel = page.relative_to(root).as_posix()
@@ -248,9 +257,9 @@ def check_page(context, root: Path, origin: str, page: Path, shots: Path | None)
         result.n_math, result.n_images = probe["nMath"], probe["nImages"]
         result.n_links = len(probe["links"])
         problems += [f"image not loaded: {src}" for src in probe["brokenImages"]]
-        problems += [f"math not typeset: {tex!r}" for tex in probe["untypeset"]]
+        problems += _summary("math not typeset", probe["untypeset"], result.n_math)
         problems += [f"MathJax error: {text!r}" for text in dict.fromkeys(probe["mathErrors"])]
-        problems += [f"raw TeX in the text: {text!r}" for text in probe["rawTex"]]
+        problems += _summary("raw TeX in the text", probe["rawTex"])
         problems += [f"cut off at the column (does not scroll): {t!r}" for t in probe["cutOff"]]
         page_url = f"{origin}/{rel}"
         for href, absolute in probe["links"]:
