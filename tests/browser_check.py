@@ -54,15 +54,17 @@ SKIP_SCHEMES = ("mailto:", "javascript:", "tel:", "data:")
 # Runs in the page after load: MathJax's first typeset, images, links, math, wide tables.
 PAGE_PROBE = r"""
 async () => {
+  // Never wait forever: a promise that does not settle in 30 s counts as not done.
+  const within = (promise) => Promise.race([promise, new Promise((r) => setTimeout(r, 30000))]);
   const mj = window.MathJax;
-  if (mj && mj.startup && mj.startup.promise) { await mj.startup.promise; }
+  if (mj && mj.startup && mj.startup.promise) { await within(mj.startup.promise); }
   const images = Array.from(document.images);
   for (const img of images) { img.loading = "eager"; }
   const settled = (img) => new Promise((done) => {
     img.addEventListener("load", done);
     img.addEventListener("error", done);
   });
-  await Promise.all(images.map((img) => (img.complete ? null : settled(img))));
+  await within(Promise.all(images.map((img) => (img.complete ? null : settled(img)))));
   const brokenImages = images.filter((img) => !(img.complete && img.naturalWidth > 0))
     .map((img) => img.currentSrc || img.getAttribute("src") || "(no src)");
   const mathNodes = Array.from(document.querySelectorAll(".math"));
@@ -303,6 +305,7 @@ def run_check(
                 external.append(route.request.url)
                 route.abort("blockedbyclient")
 
+        context.set_default_timeout(60_000)
         context.route("**/*", block_outside)
         # Every page is a reader's first visit: nothing stored by the pages opened before.
         context.add_init_script(
