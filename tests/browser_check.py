@@ -82,7 +82,8 @@ async () => {
       rawTex.push(text.trim().slice(0, 60));
     }
   }
-  const links = Array.from(document.querySelectorAll("a[href]"))
+  // Links, and the favicon (which a headless browser does not request by itself).
+  const links = Array.from(document.querySelectorAll("a[href], link[rel~='icon'][href]"))
     .map((a) => [a.getAttribute("href"), a.href]);
   // Wide content (tables, code, display math) must scroll inside the column, not be cut
   // off: its first ancestor that clips must be a scroll container. Dropdowns are opened
