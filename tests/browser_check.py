@@ -76,9 +76,11 @@ async () => {
   const walker = document.createTreeWalker(document.querySelector("main") || document.body,
                                            NodeFilter.SHOW_TEXT);
   const skip = "script, style, pre, code, textarea, mjx-container, .highlight, .output";
+  // \( \[ $$ \begin{ left in the text, or a $...$ span holding a TeX command ($\mu$).
+  const rawTexPattern = /\\\(|\\\[|\$\$|\\begin\{|\$[^$\n]*\\[A-Za-z]+[^$\n]*\$/;
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     const text = node.nodeValue;
-    if (/\\\(|\\\[|\$\$|\\begin\{/.test(text) && !node.parentElement.closest(skip)) {
+    if (rawTexPattern.test(text) && !node.parentElement.closest(skip)) {
       rawTex.push(text.trim().slice(0, 60));
     }
   }

@@ -46,6 +46,7 @@ PAGES = {
     "exception": (LOCAL_MATHJAX, "<script>notAFunction()</script>", "uncaught exception"),
     "tex-error": (LOCAL_MATHJAX, '<span class="math">\\(\\frac{x}\\)</span>', "MathJax error"),
     "raw-tex": ("", "<p>left as typed: \\(x^2\\)</p>", "raw TeX in the text"),
+    "raw-dollars": (LOCAL_MATHJAX, "<p>typed: $\\mu_k$ costs $5</p>", "raw TeX in the text"),
     "cut-table": (
         LOCAL_MATHJAX,
         '<div style="overflow: hidden"><table>' + WIDE_ROW + "</table></div>",
