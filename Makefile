@@ -10,7 +10,7 @@ CHAPTERS := $(wildcard book/*.md)
 # and small-tensor loops slow down many times when OpenMP threads compete for busy cores.
 CHAPTER_ENV := GUMBEL_DEVICE=cpu OMP_NUM_THREADS=1
 
-.PHONY: venv book test lint unit pairs nbval browser execute bench bench-smoke clean
+.PHONY: venv book test lint unit pairs nbval execute bench bench-smoke clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,7 @@ nbval: $(STAMP)
 ## served on 127.0.0.1: fails on console errors, failed or outside requests, images not
 ## loaded, broken links or anchors, untypeset math, cut-off tables. Screenshots in
 ## _build/screenshots. Run `make book` first (`make test` does).
+.PHONY: browser
 browser: $(STAMP)
 	$(BIN)/python tests/browser_check.py _build/html --screenshots _build/screenshots
 
