@@ -33,6 +33,35 @@ from gumbel_lib.estimators import ESTIMATORS, sample_with
 JointLoss = Callable[[torch.Tensor], torch.Tensor]
 
 
+def toy_problem(
+    n_variables: int = 3, n_categories: int = 4, *, seed: int = 2026
+) -> tuple[torch.Tensor, dict[str, JointLoss]]:
+    """Logits ``(V, K)`` and three losses of the score ``s = sum_v w_v . D_v`` (float64).
+
+    ``"linear"`` is ``s``; ``"quadratic"`` is ``(s - 1/2)^2``; ``"softplus"`` is
+    ``softplus(3 (s - 1/2)) / 3``, smooth and of every order. ``l`` and ``w`` are Gaussian
+    (``l`` scaled by 0.7), drawn from ``seed``.
+
+    >>> logits, losses = toy_problem()
+    >>> tuple(logits.shape), sorted(losses)
+    ((3, 4), ['linear', 'quadratic', 'softplus'])
+    """
+    gen = torch.Generator().manual_seed(seed)
+    shape = (n_variables, n_categories)
+    logits = 0.7 * torch.randn(shape, generator=gen, dtype=torch.float64)
+    weights = torch.randn(shape, generator=gen, dtype=torch.float64)
+
+    def score(y: torch.Tensor) -> torch.Tensor:
+        return (y * weights.to(y.dtype)).sum((-2, -1))
+
+    losses: dict[str, JointLoss] = {
+        "linear": score,
+        "quadratic": lambda y: (score(y) - 0.5) ** 2,
+        "softplus": lambda y: torch.nn.functional.softplus(3 * (score(y) - 0.5)) / 3,
+    }
+    return logits, losses
+
+
 def gradient_draws(
     name: str,
     logits: torch.Tensor,
@@ -92,6 +121,7 @@ class EstimatorStats:
     bias2: float  # bias-corrected squared norm of the bias (the U-statistic B)
     bias2_se: float  # its standard error
     variance: float  # tr Cov of one estimate
+    variance_se: float  # its standard error (from the squared distances to the mean)
     cosine: float  # mean cosine similarity of one estimate with the exact gradient
     n: int  # estimates, all seeds pooled
 
@@ -108,7 +138,7 @@ def bias_variance_cosine(draws: torch.Tensor, exact: torch.Tensor) -> dict[str, 
 
     >>> draws = torch.tensor([[1.0, 0.0], [3.0, 2.0]])
     >>> {k: round(v, 3) for k, v in bias_variance_cosine(draws, torch.ones(2)).items()}
-    {'bias2': -1.0, 'bias2_se': 4.0, 'variance': 4.0, 'cosine': 0.844}
+    {'bias2': -1.0, 'bias2_se': 4.0, 'variance': 4.0, 'variance_se': 0.0, 'cosine': 0.844}
     """
     g = exact.reshape(-1).to(draws.dtype)
     n = draws.shape[0]
@@ -121,10 +151,12 @@ def bias_variance_cosine(draws: torch.Tensor, exact: torch.Tensor) -> dict[str, 
     bcb = max((bias @ cov @ bias).item() - tr_c2 / n, 0.0)  # E[b'Cb] has + tr(C^2)/n
     var_b = (4 * (n - 2) * bcb + 2 * (tr_c2 + 2 * bcb)) / (n * (n - 1))
     cosine = torch.nn.functional.cosine_similarity(draws, g.expand_as(draws), dim=1)
+    spread = (centred**2).sum(1)  # mean * n / (n - 1) is the variance
     return {
         "bias2": bias2,
         "bias2_se": math.sqrt(max(var_b, 0.0)),
         "variance": variance,
+        "variance_se": spread.std().item() / math.sqrt(n),
         "cosine": cosine.mean().item(),
     }
 
@@ -145,7 +177,10 @@ def study(
 ) -> list[EstimatorStats]:
     """Every estimator x loss x temperature x draw count; ``n_estimates`` per seed, pooled.
 
-    Seed ``s`` drives one ``torch.Generator`` per setting; REINFORCE rows ignore ``tau``.
+    Setting and seed ``s`` get their own generator, seeded ``s + 1000 * i`` for the ``i``-th
+    estimator of :data:`~gumbel_lib.estimators.ESTIMATORS`, so that rows of different
+    estimators are independent (two-sample tests between rows are valid). REINFORCE rows
+    ignore ``tau``.
     """
     rows = []
     for loss_name, f in losses.items():
@@ -164,7 +199,9 @@ def study(
                                 1.0 if math.isnan(tau) else tau,
                                 n_estimates=n_estimates,
                                 n_draws=m,
-                                generator=torch.Generator().manual_seed(seed),
+                                generator=torch.Generator().manual_seed(
+                                    seed + 1000 * ESTIMATORS.index(name)
+                                ),
                             )
                             for seed in seeds
                         ]
