@@ -24,8 +24,8 @@ import torch
 from conftest import seeded
 
 from gumbel_lib import exact_gradient, sample_with
-from gumbel_lib.enumeration import joint_outcomes
 from gumbel_lib.reinforce import score_surrogate
+from gumbel_lib.reinmax import expected_backward
 
 CLAIMS = 7
 ALPHA = 1e-6 / CLAIMS
@@ -67,20 +67,6 @@ def assert_rejected_with_power(draws: torch.Tensor, target, shift: torch.Tensor)
     crit = z_crit(draws.shape[1])
     assert (shift.reshape(-1).abs() / se).max().item() >= crit + MISS_MARGIN  # power
     assert z_scores(draws, target).abs().max().item() >= crit  # rejected
-
-
-def exact_reinmax_mean(logits: torch.Tensor, f, tau: float) -> torch.Tensor:
-    """``E[ReinMax]`` by enumeration: its backward is a function of the drawn ``D`` alone."""
-    outcomes = joint_outcomes(*logits.shape, dtype=logits.dtype).requires_grad_(True)
-    (g,) = torch.autograd.grad(f(outcomes).sum(), outcomes)  # df/dD at every outcome
-    pi_0 = torch.softmax(logits, -1)
-    pi_1 = (outcomes.detach() + torch.softmax(logits / tau, -1)) / 2
-
-    def jac(p: torch.Tensor) -> torch.Tensor:
-        return p * (g - (p * g).sum(-1, keepdim=True))
-
-    p_outcome = (outcomes.detach() * pi_0).sum(-1).prod(-1)
-    return (p_outcome[:, None, None] * (2 * jac(pi_1) - jac(pi_0) / 2)).sum(0)
 
 
 def logistic_sum_density(z: float) -> float:
@@ -126,15 +112,24 @@ def test_negative_control_baseline_that_sees_its_own_draw() -> None:
 
 def test_reinmax_theorem_by_enumeration() -> None:
     """Exact, no sampling: at tau = 1 ReinMax's mean is the gradient for a quadratic loss."""
-    assert torch.allclose(exact_reinmax_mean(LOGITS, quadratic, 1.0), EXACT, atol=1e-13)
+    assert torch.allclose(expected_backward(LOGITS, quadratic, 1.0), EXACT, atol=1e-13)
 
     # not for a loss of third order, nor at tau != 1
     def cubic(y):
         return quadratic(y) * (y * WEIGHTS).sum((-2, -1))
 
     cubic_exact = exact_gradient(LOGITS, cubic)[1]
-    assert (exact_reinmax_mean(LOGITS, cubic, 1.0) - cubic_exact).abs().max() > 1e-3
-    assert (exact_reinmax_mean(LOGITS, quadratic, 2.0) - EXACT).abs().max() > 1e-3
+    assert (expected_backward(LOGITS, cubic, 1.0) - cubic_exact).abs().max() > 1e-3
+    assert (expected_backward(LOGITS, quadratic, 2.0) - EXACT).abs().max() > 1e-3
+
+    # noise-free straight-through is exact for a linear loss, not for the quadratic one
+    def linear(y):
+        return (y * WEIGHTS).sum((-2, -1))
+
+    st_linear = expected_backward(LOGITS, linear, rule="straight-through")
+    assert torch.allclose(st_linear, exact_gradient(LOGITS, linear)[1], atol=1e-13)
+    st_quadratic = expected_backward(LOGITS, quadratic, rule="straight-through")
+    assert (st_quadratic - EXACT).abs().max() > 1e-2
 
 
 def test_reinmax_is_unbiased_for_a_quadratic_at_tau_one() -> None:
@@ -144,7 +139,7 @@ def test_reinmax_is_unbiased_for_a_quadratic_at_tau_one() -> None:
 
 def test_negative_control_reinmax_at_tau_three() -> None:
     draws = per_draw("reinmax", quadratic, 200_000, 3.0, 24)
-    shift = exact_reinmax_mean(LOGITS, quadratic, 3.0) - EXACT
+    shift = expected_backward(LOGITS, quadratic, 3.0) - EXACT
     assert_rejected_with_power(draws, EXACT, shift)
 
 
