@@ -123,6 +123,7 @@ class EstimatorStats:
     variance: float  # tr Cov of one estimate
     variance_se: float  # its standard error (from the squared distances to the mean)
     cosine: float  # mean cosine similarity of one estimate with the exact gradient
+    cosine_se: float  # its standard error
     n: int  # estimates, all seeds pooled
 
     def interval(self, confidence: float = 0.95) -> tuple[float, float]:
@@ -137,8 +138,9 @@ def bias_variance_cosine(draws: torch.Tensor, exact: torch.Tensor) -> dict[str, 
     ``draws`` has shape ``(N, d)``, one estimate per row; ``exact`` is the gradient.
 
     >>> draws = torch.tensor([[1.0, 0.0], [3.0, 2.0]])
-    >>> {k: round(v, 3) for k, v in bias_variance_cosine(draws, torch.ones(2)).items()}
-    {'bias2': -1.0, 'bias2_se': 4.0, 'variance': 4.0, 'variance_se': 0.0, 'cosine': 0.844}
+    >>> stats = bias_variance_cosine(draws, torch.ones(2))
+    >>> [round(stats[k], 3) for k in ("bias2", "bias2_se", "variance", "cosine")]
+    [-1.0, 4.0, 4.0, 0.844]
     """
     g = exact.reshape(-1).to(draws.dtype)
     n = draws.shape[0]
@@ -158,6 +160,7 @@ def bias_variance_cosine(draws: torch.Tensor, exact: torch.Tensor) -> dict[str, 
         "variance": variance,
         "variance_se": spread.std().item() / math.sqrt(n),
         "cosine": cosine.mean().item(),
+        "cosine_se": cosine.std().item() / math.sqrt(n),
     }
 
 
