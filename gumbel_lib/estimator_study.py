@@ -2,7 +2,8 @@
 
 For logits ``l`` of shape ``(V, K)`` and a loss ``f`` of a joint one-hot outcome, each
 estimator of :data:`~gumbel_lib.estimators.ESTIMATORS` gives estimates ``G_1..G_N`` (each the
-average of ``n_draws`` draws) of ``g = grad E[f(D)]``, which :func:`exact_gradient` computes.
+average of ``n_draws`` draws) of ``g = grad E[f(D)]``, which
+:func:`~gumbel_lib.enumeration.exact_gradient` computes.
 We pool the estimates of several seeds and report
 
 * the bias-corrected squared bias ``B = ||mean G - g||^2 - tr(S) / N`` (``S`` the sample
@@ -12,8 +13,9 @@ We pool the estimates of several seeds and report
   ``4 (N - 2) b'Cb / (N (N - 1)) + 2 (tr C^2 + 2 b'Cb) / (N (N - 1))`` (``b`` the bias,
   ``C = Cov G``); we plug in estimates (``b'Cb`` corrected for the noise in ``b``) for a
   normal confidence interval;
-* the variance ``tr Cov(G)`` and the mean cosine ``E[cos(G, g)]``. Used by
-:doc:`Lower-variance gradients </book/lower-variance-gradients>` and
+* the variance ``tr Cov(G)`` and the mean cosine ``E[cos(G, g)]``.
+
+Used by :doc:`Lower-variance gradients </book/lower-variance-gradients>` and
 ``python -m benchmarks.estimators``.
 """
 

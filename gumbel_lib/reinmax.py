@@ -93,7 +93,7 @@ def expected_backward(
     ``2 J(pi_1) g - J(pi_0) g / 2`` and ``rule="straight-through"`` is ``J(pi_0) g``, with
     ``g = df/dD`` at the outcome. ``logits`` has shape ``(V, K)``; ``f`` maps ``(N, V, K)``
     to ``(N,)`` and must be differentiable in ``D``. Averaging over the ``K**V`` joint
-    outcomes gives the exact mean, to compare with :func:`~gumbel_lib.exact_gradient`.
+    outcomes gives the exact mean, to compare with :func:`~gumbel_lib.enumeration.exact_gradient`.
 
     >>> logits = torch.tensor([[0.2, -0.4, 1.0]], dtype=torch.float64)
     >>> f = lambda d: (d @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)).sum(-1) ** 2
