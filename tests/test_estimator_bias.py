@@ -1,14 +1,14 @@
 """Each estimator's mean against the exact gradient (enumeration) or a closed form.
 
-False-failure budget of this module: 1e-6, split by Bonferroni over the SEVEN claims that
+False-failure budget of this module: 1e-6, split by Bonferroni over the EIGHT claims that
 must pass (REINFORCE without and with a baseline, leave-one-out, ReinMax at tau = 1 on a
-quadratic loss, Gumbel-Rao's mean equal to straight-through's, straight-through's mean for
-K = 2 equal to its closed form, and no variance difference claimed between Gumbel-Rao with one
-conditional draw and straight-through). Each mean claim is a two-sided z-test per coordinate
-(Bonferroni over the coordinates) with the standard error from the draws themselves. Every
-negative control has a known shift (closed form, quadrature or enumeration), and asserts
-that n gives the test the power to see it (miss rate below 1e-9: the shift is at least
-Z_CRIT + 6 standard errors). The variance claim (Gumbel-Rao with 10 draws has a smaller
+quadratic loss, Gumbel-Rao's mean equal to straight-through's, the means of straight-through
+and of Gumbel-softmax for K = 2 equal to their closed form, and no variance difference
+claimed between Gumbel-Rao with one conditional draw and straight-through). Each mean claim
+is a two-sided z-test per coordinate (Bonferroni over the coordinates) with the standard
+error from the draws themselves. Every negative control has a known shift (closed form,
+quadrature or enumeration), and asserts that n gives the test the power to see it (miss rate
+below 1e-9: the shift is at least Z_CRIT + 6 standard errors). The variance claim (Gumbel-Rao with 10 draws has a smaller
 total variance than straight-through) is a one-sided z-test at the same per-claim level.
 """
 
@@ -27,7 +27,7 @@ from gumbel_lib import exact_gradient, sample_with
 from gumbel_lib.reinforce import score_surrogate
 from gumbel_lib.reinmax import expected_backward
 
-CLAIMS = 7
+CLAIMS = 8
 ALPHA = 1e-6 / CLAIMS
 MISS_MARGIN = 6.0  # a shift of Z_CRIT + 6 standard errors is missed with probability < 1e-9
 
@@ -143,8 +143,12 @@ def test_negative_control_reinmax_at_tau_three() -> None:
     assert_rejected_with_power(draws, EXACT, shift)
 
 
-def test_straight_through_k2_closed_form_and_bias() -> None:
+@pytest.mark.parametrize("name", ["straight-through", "gumbel-softmax"])
+def test_straight_through_k2_closed_form_and_bias(name: str) -> None:
     """Linear loss ``w . D``, K = 2: the ST mean is ``(w_1 - w_2) h(delta) (1, -1)``.
+
+    For a linear loss the relaxed (Gumbel-softmax) gradient ``J_y^T w`` is the same as
+    straight-through's, so the same closed form holds for it.
 
     ``h`` is the density of the sum of two standard logistics (tau = 1); the exact gradient
     has ``sigmoid'(delta)`` instead. The z-test accepts the closed form and rejects the
@@ -158,7 +162,7 @@ def test_straight_through_k2_closed_form_and_bias() -> None:
     closed = (w[0] - w[1]) * h * sign
     exact = exact_gradient(logits, lambda d: d @ w)[1]
     assert torch.allclose(exact, (w[0] - w[1]) * scipy.stats.logistic.pdf(0.8) * sign)
-    draws = per_draw("straight-through", lambda d: d @ w, 400_000, 1.0, 25, logits=logits)
+    draws = per_draw(name, lambda d: d @ w, 400_000, 1.0, 25, logits=logits)
     assert_unbiased(draws, closed)
     assert_rejected_with_power(draws, exact, closed - exact)
 
