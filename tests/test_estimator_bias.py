@@ -8,8 +8,9 @@ claimed between Gumbel-Rao with one conditional draw and straight-through). Each
 is a two-sided z-test per coordinate (Bonferroni over the coordinates) with the standard
 error from the draws themselves. Every negative control has a known shift (closed form,
 quadrature or enumeration), and asserts that n gives the test the power to see it (miss rate
-below 1e-9: the shift is at least Z_CRIT + 6 standard errors). The variance claim (Gumbel-Rao with 10 draws has a smaller
-total variance than straight-through) is a one-sided z-test at the same per-claim level.
+below 1e-9: the shift is at least Z_CRIT + 6 standard errors). The variance claim
+(Gumbel-Rao with 10 draws has a smaller total variance than straight-through) is a
+one-sided z-test at the same per-claim level.
 """
 
 from __future__ import annotations
