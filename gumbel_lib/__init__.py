@@ -10,8 +10,11 @@ from gumbel_lib.conditional import conditional_gumbels, gumbel_rao
 from gumbel_lib.density import concrete_log_prob
 from gumbel_lib.device import default_device, generator_for
 from gumbel_lib.estimators import (
+    ESTIMATORS,
     exact_expected_gradient,
+    exact_gradient,
     relaxed_gradient,
+    sample_with,
     score_function,
     sse_gradient,
     straight_through_gradient,
@@ -27,6 +30,7 @@ from gumbel_lib.plackett_luce import (
     plackett_luce_subset_log_prob,
     sequential_sample,
 )
+from gumbel_lib.reinmax import reinmax
 from gumbel_lib.relax import gumbel_softmax, relaxed_log_sample, straight_through
 from gumbel_lib.sampling import gumbel_max, gumbel_topk, perturb
 from gumbel_lib.schedules import exponential_schedule, jang_schedule
@@ -36,11 +40,13 @@ from gumbel_lib.topk_conditional import conditional_topk_gumbels
 __version__ = "0.1.0"
 
 __all__ = [
+    "ESTIMATORS",
     "concrete_log_prob",
     "conditional_gumbels",
     "conditional_topk_gumbels",
     "default_device",
     "exact_expected_gradient",
+    "exact_gradient",
     "expected_redraws",
     "exponential_schedule",
     "generator_for",
@@ -57,9 +63,11 @@ __all__ = [
     "perturb",
     "plackett_luce_log_prob",
     "plackett_luce_subset_log_prob",
+    "reinmax",
     "relaxed_gradient",
     "relaxed_log_sample",
     "sample_gumbel",
+    "sample_with",
     "score_function",
     "sequential_sample",
     "set_default_validate_args",
