@@ -10,7 +10,7 @@ CHAPTERS := $(wildcard book/*.md)
 # and small-tensor loops slow down many times when OpenMP threads compete for busy cores.
 CHAPTER_ENV := GUMBEL_DEVICE=cpu OMP_NUM_THREADS=1
 
-.PHONY: venv book test lint unit pairs nbval execute bench bench-smoke clean
+.PHONY: venv book test lint unit pairs prose nbval execute bench bench-smoke clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --builder html -n -W --keep-going
 
 ## Everything CI checks, in order; the last step is the same build as `make book`.
-test: lint unit pairs nbval book
+test: lint unit pairs prose nbval book
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -37,6 +37,11 @@ unit: $(STAMP)
 ## code cell of every notebook must have been executed, in order, without error.
 pairs: $(STAMP)
 	$(BIN)/python tests/check_pairs.py book
+
+## No hand-typed result in the prose: every decimal number is glued from the cell that
+## computed it, or on the chapter's short allow-list (tests/check_prose_numbers.py).
+prose: $(STAMP)
+	$(BIN)/python tests/check_prose_numbers.py book
 
 ## nbval in strict mode: re-run every chapter and compare each text output.
 nbval: $(STAMP)
