@@ -45,6 +45,16 @@ ALLOWED: dict[str, dict[str, str]] = {
         "0.62": "the fixed uniform u_fixed of the figure",
         "3.11": NOT_A_RESULT + "the Python version the book needs",
     },
+    "biased-die": {
+        "0.05": "a face probability of the die, P_TRUE",
+        "0.1": "a face probability of the die, P_TRUE; the temperature of Exercise 4",
+        "0.13": "a face probability of the die, P_TRUE",
+        "0.27": "a face probability of the die, P_TRUE",
+        "0.4": "a face probability of the die, P_TRUE",
+        "0.5": "the final temperature of the schedule",
+        "0.02": "the learning rate LR",
+        "10^{-12}": "the tolerance the hand/autograd comparison asserts",
+    },
     "softmax-relaxation": {
         "10^{-6}": "false-failure rates and miss rates of the tests",
         "0.02": "the cdf error the Monte Carlo test is sized to detect",
