@@ -55,6 +55,11 @@ ALLOWED: dict[str, dict[str, str]] = {
         "0.02": "the learning rate LR",
         "10^{-12}": "the tolerance the hand/autograd comparison asserts",
     },
+    "straight-through": {
+        "0.5": "a temperature of the checks",
+        "0.1": "a temperature of the checks",
+        "0.3": "a temperature of the bias table",
+    },
     "softmax-relaxation": {
         "10^{-6}": "false-failure rates and miss rates of the tests",
         "0.02": "the cdf error the Monte Carlo test is sized to detect",
