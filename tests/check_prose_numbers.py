@@ -60,6 +60,15 @@ ALLOWED: dict[str, dict[str, str]] = {
         "0.1": "a temperature of the checks",
         "0.3": "a temperature of the bias table",
     },
+    "gradient": {
+        "10^{-6}": "the finite-difference step and the tests' false-failure rate",
+        "10^{-10}": "the finite-difference bound the cell asserts",
+        "10^{-12}": "a tolerance the cells assert (truncation error of the step squared)",
+        "10^{-14}": "the autograd bound the cell asserts",
+        "10^{-16}": NOT_A_RESULT + "the order of float64 rounding, a constant",
+        "0.5": "the floor of Jang et al.'s schedule",
+        "10^{-4}": "the rate r of Jang et al.'s schedule",
+    },
     "softmax-relaxation": {
         "10^{-6}": "false-failure rates and miss rates of the tests",
         "0.02": "the cdf error the Monte Carlo test is sized to detect",
