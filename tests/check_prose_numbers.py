@@ -30,6 +30,8 @@ of glued numbers and of allowed hand-typed numbers.
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 import sys
 from pathlib import Path
@@ -68,6 +70,15 @@ ALLOWED: dict[str, dict[str, str]] = {
         "10^{-16}": NOT_A_RESULT + "the order of float64 rounding, a constant",
         "0.5": "the floor of Jang et al.'s schedule",
         "10^{-4}": "the rate r of Jang et al.'s schedule",
+    },
+    "gumbel-distribution": {
+        "0.5772": NOT_A_RESULT + "the Euler-Mascheroni constant, a mathematical constant",
+        "0.577": NOT_A_RESULT + "the Euler-Mascheroni constant, a mathematical constant",
+        "10^{-6}": "the false-failure rate ALPHA (and miss rate) of the tests",
+        "10^{6}": "2 / alpha in the sample-size formula, alpha = 1e-6",
+        "0.01": "the cdf error the tests are sized to detect",
+        "0.001": "the discrepancy of Exercise 4",
+        "10^{-4}": "the discrepancy of Exercise 4",
     },
     "softmax-relaxation": {
         "10^{-6}": "false-failure rates and miss rates of the tests",
@@ -170,11 +181,41 @@ def code_forms(number: str) -> list[str]:
     return [number.rstrip("%")]
 
 
+def glue_problems(path: Path) -> list[str]:
+    """Glued names the prose uses that the notebook lacks, or stores in a form (such as
+    ``np.float64(0.5)``) that the ``{glue:text}`` format spec cannot parse."""
+    notebook = path.with_suffix(".ipynb")
+    if not notebook.exists():
+        return []
+    records = {}
+    for cell in json.loads(notebook.read_text())["cells"]:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name is not None:
+                records[name] = output["data"].get("application/papermill.record/text/plain")
+    problems = []
+    for role in GLUE.findall(path.read_text()):
+        name = (
+            role.split("`")[1].rsplit(":", 1)[0]
+            if ":" in role.split("`")[1]
+            else role.split("`")[1]
+        )
+        if name not in records:
+            problems.append(f"{path}: glued name {name!r} is not in {notebook.name}")
+            continue
+        try:
+            ast.literal_eval(records[name])
+        except (SyntaxError, ValueError):
+            problems.append(f"{path}: glued {name!r} is stored as {records[name]!r}; glue a float")
+    return problems
+
+
 def check(book: Path) -> int:
     failures = []
     print(f"{'chapter':<28}{'glued':>7}{'allowed':>9}{'not allowed':>13}")
     for path in sorted(book.glob("*.md")):
         slug = path.stem
+        failures += glue_problems(path)
         allowed = ALLOWED.get(slug, {})
         glued, typed = scan(path)
         bad = [(line, n) for line, n in typed if normalise(n) not in allowed]
