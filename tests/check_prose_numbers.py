@@ -80,6 +80,24 @@ ALLOWED: dict[str, dict[str, str]] = {
         "0.001": "the discrepancy of Exercise 4",
         "10^{-4}": "the discrepancy of Exercise 4",
     },
+    "location-shift": {
+        "10^{-6}": "the chapter's false-failure budget",
+        "0.01": "the cdf error the DKWM test is sized to detect",
+        "0.05": "the effect size w the chi-square test is sized to detect",
+    },
+    "logistic-difference": {
+        "1.2": "the location mu_1 of the Monte Carlo test",
+        "0.3": "the location mu_2 = -0.3; a temperature of the figure",
+        "0.8": "the scale of the Monte Carlo test",
+        "0.01": "the cdf error the DKWM test is sized to detect",
+        "2.5": "the squared scale 5/2 of the moment-matched logistic, set in the code",
+    },
+    "max-of-gumbels": {
+        "0.05": "the effect size w the chi-square test is sized to detect",
+    },
+    "reproducibility": {
+        "10^{-6}": NOT_A_RESULT + "the false-failure rate the other chapters set",
+    },
     "softmax-relaxation": {
         "10^{-6}": "false-failure rates and miss rates of the tests",
         "0.02": "the cdf error the Monte Carlo test is sized to detect",
