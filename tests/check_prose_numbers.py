@@ -129,8 +129,21 @@ NUMBER = re.compile(
     r"|\d+\s*\\?%"  # 30%, 30\%
     r")(?![\w])"
 )
-GLUE = re.compile(r"\{glue(?::text|:md|:any)?\}`[^`]+`|\{glue\}`[^`]+`")
-ROLE_OR_CODE = re.compile(r"\{[\w:-]+\}`[^`]*`|``[^`]+``|`[^`]+`")
+# a role ({name}`content`) or an inline code span, whichever starts first
+ROLE_OR_CODE = re.compile(r"(\{[\w:-]+\}`[^`]*`)|``[^`]+``|`[^`]+`")
+
+
+def glue_names(line: str) -> list[str]:
+    """The names the ``{glue}`` roles of one prose line paste (inline code is not a role)."""
+    names = []
+    for match in ROLE_OR_CODE.finditer(line):
+        role = match.group(1)
+        if role and role.startswith(("{glue}", "{glue:text}", "{glue:md}", "{glue:any}")):
+            content = role.split("`")[1]
+            names.append(content.rsplit(":", 1)[0] if role.startswith("{glue:text}") else content)
+    return names
+
+
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,}|:{3,})\s*(\{[^}]+\})?\s*(\S*)")
 CODE_DIRECTIVES = {"{code-cell}", "{code-block}", "{code}", "{math}", "{eval-rst}"}
 
@@ -168,7 +181,7 @@ def scan(path: Path) -> tuple[int, list[tuple[int, str]]]:
     """Count glued numbers and list hand-typed ones (line, number) in one chapter."""
     glued, typed = 0, []
     for number, line in prose_lines(path.read_text()):
-        glued += len(GLUE.findall(line))
+        glued += len(glue_names(line))
         bare = ROLE_OR_CODE.sub(" ", line)
         typed += [(number, m.group(1)) for m in NUMBER.finditer(bare)]
     return glued, typed
@@ -212,12 +225,8 @@ def glue_problems(path: Path) -> list[str]:
             if name is not None:
                 records[name] = output["data"].get("application/papermill.record/text/plain")
     problems = []
-    for role in GLUE.findall(path.read_text()):
-        name = (
-            role.split("`")[1].rsplit(":", 1)[0]
-            if ":" in role.split("`")[1]
-            else role.split("`")[1]
-        )
+    names = [name for _, line in prose_lines(path.read_text()) for name in glue_names(line)]
+    for name in names:
         if name not in records:
             problems.append(f"{path}: glued name {name!r} is not in {notebook.name}")
             continue
