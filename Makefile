@@ -23,8 +23,9 @@ venv: $(STAMP)
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --builder html -n -W --keep-going
 
-## Everything CI checks, in order; the last step is the same build as `make book`.
-test: lint unit pairs prose nbval book
+## Everything CI checks, in order: the same build as `make book`, then every page of it
+## opened in a browser.
+test: lint unit pairs prose nbval book browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -47,6 +48,14 @@ prose: $(STAMP)
 nbval: $(STAMP)
 	$(CHAPTER_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 		--nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg book/*.ipynb
+
+## Every page of _build/html in headless Chromium (the system package, /usr/bin/chromium),
+## served on 127.0.0.1: fails on console errors, failed or outside requests, images not
+## loaded, broken links or anchors, untypeset math, cut-off tables. Screenshots in
+## _build/screenshots. Run `make book` first (`make test` does).
+.PHONY: browser
+browser: $(STAMP)
+	$(BIN)/python tests/browser_check.py _build/html --screenshots _build/screenshots
 
 ## Refresh the stored outputs after editing chapters: `make execute` (all) or
 ## `make execute CHAPTERS=book/location-shift.md` (one).
