@@ -1,6 +1,8 @@
 """Fail when the prose of a chapter states a decimal number that no cell computed.
 
-Usage: ``python tests/check_prose_numbers.py book`` (part of ``make test``).
+Usage: ``python tests/check_prose_numbers.py book`` (part of ``make test``); after a build,
+``python tests/check_prose_numbers.py book --html _build/html`` checks that every glued
+number appears, formatted, in the built pages.
 
 Every number that a sentence states about a computed result must come from the cell that
 computed it, through MyST-NB's ``glue`` and the ``{glue:text}`name:fmt``` role, so that a
@@ -265,5 +267,41 @@ def check(book: Path) -> int:
     return 1 if failures else 0
 
 
+def check_html(book: Path, html: Path) -> int:
+    """After a build: every glued number must appear, formatted, in the chapter's HTML page."""
+    from myst_nb.core.variables import format_plain_text
+
+    missing = 0
+    for path in sorted(book.glob("*.md")):
+        notebook, page = path.with_suffix(".ipynb"), html / book.name / f"{path.stem}.html"
+        if not notebook.exists() or not page.exists():
+            continue
+        records = {}
+        for cell in json.loads(notebook.read_text())["cells"]:
+            for output in cell.get("outputs", []):
+                name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+                if name is not None:
+                    records[name] = output["data"].get("application/papermill.record/text/plain")
+        text, roles, shown = page.read_text(), 0, 0
+        for _, line in prose_lines(path.read_text()):
+            for match in ROLE_OR_CODE.finditer(line):
+                role = match.group(1)
+                if not (role and role.startswith("{glue:text}")):
+                    continue
+                content = role.split("`")[1]
+                name, spec = content.rsplit(":", 1) if ":" in content else (content, "s")
+                pasted = format_plain_text(records.get(name, "''"), spec)
+                roles += 1
+                shown += f'<span class="pasted-text">{pasted}</span>' in text
+        if roles:
+            print(f"{path.stem:<28} glued {roles:>3}, in the HTML {shown:>3}")
+        missing += roles - shown
+    return 1 if missing else 0
+
+
 if __name__ == "__main__":
-    sys.exit(check(Path(sys.argv[1] if len(sys.argv) > 1 else "book")))
+    # python tests/check_prose_numbers.py book [--html _build/html]
+    book_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "book")
+    if "--html" in sys.argv:
+        sys.exit(check_html(book_dir, Path(sys.argv[sys.argv.index("--html") + 1])))
+    sys.exit(check(book_dir))
