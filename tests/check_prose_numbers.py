@@ -214,18 +214,24 @@ def code_forms(number: str) -> list[str]:
     return [number.rstrip("%")]
 
 
-def glue_problems(path: Path) -> list[str]:
-    """Glued names the prose uses that the notebook lacks, or stores in a form (such as
-    ``np.float64(0.5)``) that the ``{glue:text}`` format spec cannot parse."""
-    notebook = path.with_suffix(".ipynb")
-    if not notebook.exists():
-        return []
+def glue_records(notebook: Path) -> dict[str, str]:
+    """The text/plain form of every value a notebook glued, by name."""
     records = {}
     for cell in json.loads(notebook.read_text())["cells"]:
         for output in cell.get("outputs", []):
             name = output.get("metadata", {}).get("scrapbook", {}).get("name")
             if name is not None:
                 records[name] = output["data"].get("application/papermill.record/text/plain")
+    return records
+
+
+def glue_problems(path: Path) -> list[str]:
+    """Glued names the prose uses that the notebook lacks, or stores in a form (such as
+    ``np.float64(0.5)``) that the ``{glue:text}`` format spec cannot parse."""
+    notebook = path.with_suffix(".ipynb")
+    if not notebook.exists():
+        return []
+    records = glue_records(notebook)
     problems = []
     names = [name for _, line in prose_lines(path.read_text()) for name in glue_names(line)]
     for name in names:
@@ -276,12 +282,7 @@ def check_html(book: Path, html: Path) -> int:
         notebook, page = path.with_suffix(".ipynb"), html / book.name / f"{path.stem}.html"
         if not notebook.exists() or not page.exists():
             continue
-        records = {}
-        for cell in json.loads(notebook.read_text())["cells"]:
-            for output in cell.get("outputs", []):
-                name = output.get("metadata", {}).get("scrapbook", {}).get("name")
-                if name is not None:
-                    records[name] = output["data"].get("application/papermill.record/text/plain")
+        records = glue_records(notebook)
         text, roles, shown = page.read_text(), 0, 0
         for _, line in prose_lines(path.read_text()):
             for match in ROLE_OR_CODE.finditer(line):
