@@ -22,9 +22,9 @@ What counts as a hand-typed number: a decimal (``0.5``, ``1.5e-3``), a percentag
 they are counts, indices, dimensions and parameters (``K = 3``, ``20 rolls``) far more often
 than results, and the results among them are asserted by the cells that print them.
 
-The allow-list (``tests/prose_allowlist.py``) names, per chapter, the numbers the chapter *sets* (a temperature, a
-learning rate, a probability vector, a false-failure rate) or that are not results at all
-(a software version), each with a reason. Every allowed number must also appear literally
+The allow-list (``tests/prose_allowlist.py``) names, per chapter, the numbers the chapter
+*sets* (a temperature, a learning rate, a probability vector, a false-failure rate) or that
+are not results at all (a software version), each with a reason. Every allowed number must also appear literally
 in one of the chapter's code cells (so it really is what the code uses), and must still
 occur in the prose (so the list cannot go stale). The script prints, per chapter, the count
 of glued numbers and of allowed hand-typed numbers.
