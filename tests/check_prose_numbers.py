@@ -26,8 +26,8 @@ The allow-list (``tests/prose_allowlist.py``) names, per chapter, the numbers th
 *sets* (a temperature, a learning rate, a probability vector, a false-failure rate) or that
 are not results at all (a software version), each with a reason. Every allowed number must
 also appear literally in one of the chapter's code cells (so it really is what the code
-uses), and must still occur in the prose (so the list cannot go stale). The script prints, per chapter, the count
-of glued numbers and of allowed hand-typed numbers.
+uses), and must still occur in the prose (so the list cannot go stale). The script prints,
+per chapter, the count of glued numbers and of allowed hand-typed numbers.
 """
 
 from __future__ import annotations
