@@ -10,7 +10,7 @@ CHAPTERS := $(wildcard book/*.md)
 # and small-tensor loops slow down many times when OpenMP threads compete for busy cores.
 CHAPTER_ENV := GUMBEL_DEVICE=cpu OMP_NUM_THREADS=1
 
-.PHONY: venv book test lint unit pairs nbval execute bench bench-smoke clean
+.PHONY: venv book test lint unit pairs prose glued nbval execute bench bench-smoke clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ book: $(STAMP)
 
 ## Everything CI checks, in order: the same build as `make book`, then every page of it
 ## opened in a browser.
-test: lint unit pairs nbval book browser
+test: lint unit pairs prose nbval book glued browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -38,6 +38,15 @@ unit: $(STAMP)
 ## code cell of every notebook must have been executed, in order, without error.
 pairs: $(STAMP)
 	$(BIN)/python tests/check_pairs.py book
+
+## No hand-typed result in the prose: every decimal number is glued from the cell that
+## computed it, or on the chapter's short allow-list (tests/check_prose_numbers.py).
+prose: $(STAMP)
+	$(BIN)/python tests/check_prose_numbers.py book
+
+## After the build: every glued number appears, formatted, in its built page.
+glued: $(STAMP)
+	$(BIN)/python tests/check_prose_numbers.py book --html _build/html
 
 ## nbval in strict mode: re-run every chapter and compare each text output.
 nbval: $(STAMP)
