@@ -29,6 +29,7 @@ test: lint unit pairs nbval book
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check gumbel_lib tests benchmarks
+	$(BIN)/python -m mypy gumbel_lib
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests gumbel_lib --doctest-modules -q -p no:cacheprovider

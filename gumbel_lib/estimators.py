@@ -149,6 +149,7 @@ def relaxed_gradient(
     leaf = logits.detach().expand(n_samples, -1).clone().requires_grad_(True)
     y = gumbel_softmax(leaf, tau, hard, generator=generator)
     _losses(f, y).sum().backward()
+    assert leaf.grad is not None  # backward() just filled it
     return leaf.grad
 
 
