@@ -5,7 +5,7 @@ so that bad input fails loudly instead of flowing on as NaN.
 
 The switch follows ``torch.distributions``: every public function takes a keyword
 ``validate_args: bool | None = None``; ``None`` means the library-wide default, which is on
-and which :func:`set_default_validate_args` changes (like
+and which :func:`gumbel_lib.set_default_validate_args` changes (like
 ``torch.distributions.Distribution.set_default_validate_args``). There are two kinds of check:
 
 * *Structural* checks read only Python objects and tensor metadata (types, dtypes, shapes,
