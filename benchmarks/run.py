@@ -225,6 +225,15 @@ def ratios(timings: dict) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
     return out
 
 
+def summary_timings(timings: dict) -> dict:
+    """Medians and quartiles without the per-round times, for readers of schema 2 (which had
+    one thread count and ``entry["timings"]``): the first thread count's timings."""
+    return {
+        group: {name: {k: v for k, v in t.items() if k != "times_ms"} for name, t in calls.items()}
+        for group, calls in timings.items()
+    }
+
+
 def run(
     shapes: list[tuple[int, ...]],
     rounds: int,
@@ -260,6 +269,7 @@ def run(
             entry["by_threads"][str(n)] = {"timings": timings, "ratios": ratios(timings)}
             print(f"{device.type} {shape}, {n} thread(s): done", flush=True)
         torch.set_num_threads(before)
+        entry["timings"] = summary_timings(entry["by_threads"][str(threads[0])]["timings"])
         if shape in memory_shapes:
             entry["memory"] = memory(logits, gen, rss=rss)
         report["shapes"].append(entry)
