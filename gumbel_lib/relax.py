@@ -61,8 +61,8 @@ def _one_hot_of_max(z: torch.Tensor, high: torch.Tensor, dim: int) -> torch.Tens
     four vectorised passes instead of PyTorch's scalar ``argmax`` loop.
     """
     n = z.shape[dim]
-    if z.device.type != "cpu" or z.numel() < 2**15 or n > 2**24:
-        return torch.zeros_like(z).scatter(dim, z.argmax(dim, keepdim=True), 1.0)
+    if z.numel() < 2**15 or n > 2**24 or z.device.type != "cpu":
+        return torch.zeros_like(z).scatter_(dim, z.argmax(dim, keepdim=True), 1.0)
     score = first_hit_score(torch.eq(z, high, out=torch.empty_like(z)), dim)
     return score.eq_(score.amax(dim=dim, keepdim=True))
 

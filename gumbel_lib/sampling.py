@@ -92,7 +92,7 @@ def argmin_overwriting(values: torch.Tensor, low: torch.Tensor, dim: int) -> tor
     ``i`` with ``n - i`` and take the largest score, in place. Internal.
     """
     n = values.shape[dim]
-    if values.device.type != "cpu" or values.numel() < 2**15 or n > 2**24:
+    if values.numel() < 2**15 or n > 2**24 or values.device.type != "cpu":
         return values.argmin(dim, keepdim=True)
     return n - first_hit_score(values.eq_(low), dim).amax(dim=dim, keepdim=True).long()
 
