@@ -30,6 +30,7 @@ test: lint unit pairs prose nbval book glued browser
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check gumbel_lib tests benchmarks
+	$(BIN)/python -m mypy gumbel_lib
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests gumbel_lib --doctest-modules -q -p no:cacheprovider

@@ -5,10 +5,24 @@ so that bad input fails loudly instead of flowing on as NaN.
 
 The switch follows ``torch.distributions``: every public function takes a keyword
 ``validate_args: bool | None = None``; ``None`` means the library-wide default, which is on
-and which :func:`set_default_validate_args` changes (like
-``torch.distributions.Distribution.set_default_validate_args``). Checks that read tensor
-*values* (NaN logits, a masked row) force a host synchronisation, so they run only under
-validation; the sampling path itself never branches in Python on tensor values.
+and which :func:`gumbel_lib.set_default_validate_args` changes (like
+``torch.distributions.Distribution.set_default_validate_args``). There are two kinds of check:
+
+* *Structural* checks read only Python objects and tensor metadata (types, dtypes, shapes,
+  ``dim``, ``k``, a Python-number ``tau``). They cost well under a microsecond, never touch
+  the device, and always run.
+* *Value* checks read tensor values (NaN or ``+inf`` logits, a row masked everywhere, a
+  tensor ``tau`` that is not positive, ``k`` larger than the drawable categories). They run
+  only under validation. Each costs one reduction the sampler computes anyway (the
+  perturbed maximum, the top-k values) plus one read of a single number; only when that
+  number is not finite do we look closer, to say what is wrong. On a GPU that read is a
+  host synchronisation, as in ``torch.distributions``: turn validation off to avoid it.
+
+With validation off, nothing reads tensor values, so nothing synchronises, no Python branch
+depends on tensor values, and every sampler compiles with ``torch.compile(fullgraph=True)``
+and maps with ``torch.func.vmap``. Bad *values* are then the caller's responsibility: the
+result is unspecified (it may hold NaN), exactly as with ``validate_args=False`` in
+``torch.distributions``. Chapter: :doc:`Numerics and performance </book/numerics-performance>`.
 """
 
 from __future__ import annotations
@@ -41,7 +55,11 @@ def set_default_validate_args(value: bool) -> None:
 
 
 def get_default_validate_args() -> bool:
-    """The library-wide default of ``validate_args`` (``True`` unless changed)."""
+    """The library-wide default of ``validate_args`` (``True`` unless changed).
+
+    >>> get_default_validate_args()
+    True
+    """
     return _default_validate_args
 
 
@@ -49,16 +67,14 @@ def should_validate(validate_args: bool | None) -> bool:
     """Resolve a function's ``validate_args`` argument against the library-wide default."""
     if validate_args is None:
         return _default_validate_args
-    if not isinstance(validate_args, bool):
-        raise TypeError(
-            f"validate_args must be a bool or None, got {type(validate_args).__name__}"
-        )
-    return validate_args
+    if validate_args is True or validate_args is False:
+        return validate_args
+    raise TypeError(f"validate_args must be a bool or None, got {type(validate_args).__name__}")
 
 
 def check_logits(logits: object, name: str = "logits") -> torch.Tensor:
-    """A floating-point tensor of rank at least 1."""
-    if not isinstance(logits, torch.Tensor):
+    """A floating-point tensor of rank at least 1 (structural: reads no values)."""
+    if type(logits) is not torch.Tensor and not isinstance(logits, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(logits).__name__}")
     if not logits.dtype.is_floating_point:
         raise TypeError(
@@ -72,6 +88,8 @@ def check_logits(logits: object, name: str = "logits") -> torch.Tensor:
 
 def check_dim(dim: object, ndim: int, name: str = "dim") -> int:
     """An integer axis in ``[-ndim, ndim)``, returned non-negative."""
+    if type(dim) is int and -ndim <= dim < ndim:  # the common case, without ABC checks
+        return dim % ndim
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(dim).__name__}")
     dim = int(dim)
@@ -80,8 +98,20 @@ def check_dim(dim: object, ndim: int, name: str = "dim") -> int:
     return dim % ndim
 
 
+def check_categories(shape: torch.Size, dim: int, name: str = "logits") -> None:
+    """At least one category along ``dim`` (structural): a sample needs something to draw."""
+    if shape[dim] == 0:
+        raise ValueError(
+            f"{name} has no categories along dim={dim} (shape {tuple(shape)}): "
+            "there is nothing to draw"
+        )
+
+
 def check_positive(value: object, name: str) -> float:
-    """A finite real number strictly greater than zero (a Python number or a 1-element tensor)."""
+    """A finite real number strictly greater than zero (a Python number or a 1-element tensor).
+
+    A tensor is read with ``.item()`` (a value check, so a host synchronisation on a GPU).
+    """
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(
@@ -97,8 +127,42 @@ def check_positive(value: object, name: str) -> float:
 
 
 def check_tau(tau: object, name: str = "tau") -> float:
-    """A finite temperature strictly greater than zero."""
+    """A finite Python-number temperature strictly greater than zero (a tensor is read)."""
     return check_positive(tau, name)
+
+
+def check_tau_like(
+    tau: object, logits: torch.Tensor, validate: bool, name: str = "tau"
+) -> float | torch.Tensor:
+    """A temperature: a finite Python number > 0, or a floating tensor that broadcasts to
+    ``logits`` (kept as a tensor, so a learnable temperature keeps its gradient).
+
+    Python numbers are checked always (no tensor is read); a tensor's values (finite,
+    ``> 0``) only under validation, in one reduction and one read.
+    """
+    if type(tau) is float and 0.0 < tau < math.inf:  # the common case, without ABC checks
+        return tau
+    if isinstance(tau, torch.Tensor):
+        if not tau.dtype.is_floating_point:
+            raise TypeError(f"{name} must be a floating-point tensor, got {tau.dtype}")
+        try:
+            shape = torch.broadcast_shapes(tau.shape, logits.shape)
+        except RuntimeError as err:
+            raise ValueError(f"{name} of shape {tuple(tau.shape)} does not broadcast") from err
+        if shape != logits.shape:
+            raise ValueError(
+                f"{name} of shape {tuple(tau.shape)} would change the shape of logits "
+                f"{tuple(logits.shape)}"
+            )
+        if validate and not bool(((tau > 0) & (tau < math.inf)).all()):
+            raise ValueError(f"{name} must be finite and > 0 everywhere")
+        return tau
+    if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
+        raise TypeError(f"{name} must be a real number or a tensor, got {type(tau).__name__}")
+    tau = float(tau)
+    if not 0.0 < tau < math.inf:
+        raise ValueError(f"{name} must be finite and > 0, got {tau}")
+    return tau
 
 
 def check_count(value: object, name: str, *, upper: int, what: str) -> int:
@@ -113,9 +177,36 @@ def check_count(value: object, name: str, *, upper: int, what: str) -> int:
     return value
 
 
+def check_generator(generator: object) -> None:
+    """``None`` or a ``torch.Generator``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+        )
+
+
 def working_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype we compute in: float32 for half precision, else the dtype itself."""
     return torch.float32 if dtype in HALF_DTYPES else dtype
+
+
+def all_finite(reduced: torch.Tensor) -> bool:
+    """Whether every entry of a small reduced tensor is finite: one sum and one read.
+
+    A sum is NaN or infinite when an entry is; it can also overflow for huge finite entries,
+    so callers treat ``False`` as "look closer", never as an error on its own.
+    """
+    return math.isfinite(reduced.sum().item())
+
+
+def check_finite_max(low: torch.Tensor, logits: torch.Tensor, dim: int) -> None:
+    """Under validation: the perturbed maxima (or their negations) ``low`` are finite.
+
+    A NaN logit makes its row's maximum NaN, a ``+inf`` logit makes it infinite, and a row
+    masked everywhere has maximum ``-inf``: one reduction over ``low`` catches all three.
+    """
+    if not all_finite(low) and not bool(torch.isfinite(low).all()):
+        raise_bad_logits(logits, dim)
 
 
 def raise_bad_logits(logits: torch.Tensor, dim: int, name: str = "logits") -> None:

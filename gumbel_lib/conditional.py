@@ -20,11 +20,14 @@ from __future__ import annotations
 import torch
 
 from gumbel_lib._validation import (
+    check_categories,
     check_count,
     check_dim,
+    check_finite_max,
+    check_generator,
     check_logits,
     check_tau,
-    raise_bad_logits,
+    should_validate,
     working_dtype,
 )
 from gumbel_lib.noise import standard_gumbel
@@ -39,21 +42,38 @@ def conditional_gumbels(
     *,
     dim: int = -1,
     generator: torch.Generator | None = None,
+    validate_args: bool | None = None,
 ) -> torch.Tensor:
     """``n_samples`` draws of ``logits + g`` conditioned on ``argmax = index`` along ``dim``.
 
     ``index`` has the shape of ``logits`` with ``dim`` removed. Returns a tensor of shape
     ``(n_samples, *logits.shape)`` in the working dtype; masked (``-inf``) categories stay
-    ``-inf``. Use the values, not their gradient: :func:`gumbel_rao` holds the noise
+    ``-inf``. ``index`` must be an integer tensor (``TypeError``); under validation, NaN or
+    ``+inf`` logits, an index out of range and an index at a masked category raise
+    ``ValueError``. Use the values, not their gradient: :func:`gumbel_rao` holds the noise
     ``z - logits`` fixed and differentiates ``logits + noise``, as straight-through does.
     """
     check_logits(logits)
     dim = check_dim(dim, logits.dim())
+    check_categories(logits.shape, dim)
     n_samples = check_count(n_samples, "n_samples", upper=2**31 - 1, what="allowed")
+    check_generator(generator)
+    if not isinstance(index, torch.Tensor):
+        raise TypeError(f"index must be a torch.Tensor, got {type(index).__name__}")
+    if index.dtype.is_floating_point or index.dtype.is_complex or index.dtype == torch.bool:
+        raise TypeError(f"index must have an integer dtype, got {index.dtype}")
     if index.shape != logits.shape[:dim] + logits.shape[dim + 1 :]:
         raise ValueError(f"index must have shape {tuple(logits.shape)} without dim={dim}")
-    if torch.isneginf(logits.gather(dim, index.unsqueeze(dim))).any():
-        raise ValueError("index points at a category whose logit is -inf: it cannot be the argmax")
+    index = index.long()
+    if should_validate(validate_args) and logits.numel():
+        if bool(torch.isnan(logits).any() | torch.isposinf(logits).any()):
+            raise ValueError("logits contains NaN or +inf")
+        if not bool(((index >= 0) & (index < logits.shape[dim])).all()):
+            raise ValueError(f"index is out of range for {logits.shape[dim]} categories")
+        if torch.isneginf(logits.gather(dim, index.unsqueeze(dim))).any():
+            raise ValueError(
+                "index points at a category whose logit is -inf: it cannot be the argmax"
+            )
     logits_w = logits.to(working_dtype(logits.dtype))
     masked = torch.isneginf(logits_w)
     safe = torch.where(masked, torch.zeros_like(logits_w), logits_w)
@@ -76,6 +96,7 @@ def gumbel_rao(
     *,
     dim: int = -1,
     generator: torch.Generator | None = None,
+    validate_args: bool | None = None,
 ) -> torch.Tensor:
     """A hard one-hot sample with the Gumbel-Rao (Rao-Blackwellised straight-through) gradient.
 
@@ -92,12 +113,16 @@ def gumbel_rao(
     check_logits(logits)
     tau = check_tau(tau)
     dim = check_dim(dim, logits.dim())
-    z = perturb(logits.detach(), generator=generator)
+    check_categories(logits.shape, dim)
+    check_generator(generator)
+    z = perturb(logits.detach(), generator=generator, validate_args=False)
     top, index = z.max(dim=dim)
-    if not torch.isfinite(top).all():
-        raise_bad_logits(logits, dim)
+    if should_validate(validate_args) and top.numel():
+        check_finite_max(top, logits, dim)
     with torch.no_grad():
-        draws = conditional_gumbels(logits, index, n_samples, dim=dim, generator=generator)
+        draws = conditional_gumbels(
+            logits, index, n_samples, dim=dim, generator=generator, validate_args=False
+        )
         finite = torch.isfinite(draws)
         noise = torch.where(finite, draws - torch.where(finite, logits, 0.0).to(draws), 0.0)
         shift = draws.amax(dim=dim + 1, keepdim=True)  # the conditioned maximum

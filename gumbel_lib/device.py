@@ -1,4 +1,8 @@
-"""Where GPU-optional code runs: CUDA when present, overridable, CPU otherwise."""
+"""Where GPU-optional code runs: CUDA when present, overridable, CPU otherwise.
+
+Chapters run on the CPU path (``GUMBEL_DEVICE=cpu``) so that their stored outputs
+reproduce: see :doc:`Reproducibility </book/reproducibility>`.
+"""
 
 from __future__ import annotations
 

@@ -9,6 +9,11 @@ float32, zero included), which gives ``G = -inf``; an injected ``U = 1`` gives `
 We clamp ``U`` to ``[tiny, 1 - eps/2]`` (``tiny`` the smallest normal number, ``1 - eps/2``
 the largest number below one), so ``G`` lies in ``noise_bounds(dtype)``. Half-precision
 noise is made in float32 and then cast.
+
+There is one uniform-to-Gumbel path: every sampler of the library draws ``u`` with
+``torch.rand`` and maps it with the same internal function that :func:`gumbel_from_uniform`
+(the injectable, tested form) uses, so a test that feeds ``u = 0`` tests every sampler.
+Chapter: :doc:`The Gumbel distribution </book/gumbel-distribution>`.
 """
 
 from __future__ import annotations
@@ -18,13 +23,24 @@ from collections.abc import Sequence
 
 import torch
 
-from gumbel_lib._validation import HALF_DTYPES, working_dtype
+from gumbel_lib._validation import (
+    all_finite,
+    check_generator,
+    should_validate,
+    working_dtype,
+)
 
 
 def uniform_bounds(dtype: torch.dtype) -> tuple[float, float]:
     """The clamping interval ``[tiny, 1 - eps/2]`` of the uniform, in ``dtype``'s working type."""
-    info = torch.finfo(working_dtype(dtype))
-    return info.tiny, 1.0 - info.eps / 2
+    bounds = _UNIFORM_BOUNDS.get(dtype)
+    if bounds is None:
+        info = torch.finfo(working_dtype(dtype))
+        bounds = _UNIFORM_BOUNDS[dtype] = (info.tiny, 1.0 - info.eps / 2)
+    return bounds
+
+
+_UNIFORM_BOUNDS: dict[torch.dtype, tuple[float, float]] = {}
 
 
 def noise_bounds(dtype: torch.dtype) -> tuple[float, float]:
@@ -47,21 +63,37 @@ def truncated_tail_mass(dtype: torch.dtype) -> tuple[float, float]:
     return math.exp(-math.exp(-g_min)), -math.expm1(-math.exp(-g_max))
 
 
-def gumbel_from_uniform(u: torch.Tensor) -> torch.Tensor:
+def minus_gumbel_from_uniform(u: torch.Tensor) -> torch.Tensor:
+    """``log(-log(clamp(u, tiny, 1 - eps/2)))`` = ``-g``: the one uniform-to-Gumbel map (internal).
+
+    ``u`` must already be in its working dtype (float32 or float64). The clamp is out of
+    place (``u`` is left alone, and ``torch.func.vmap`` has a batching rule for it); the
+    three passes after it reuse that fresh tensor. ``-log u`` is Exp(1), so the result is the
+    log of an exponential variate: ``-g`` bit for bit (IEEE negation is exact). The samplers
+    consume ``-g`` directly and fold the sign into a later pass.
+    """
+    lo, hi = uniform_bounds(u.dtype)
+    return u.clamp(lo, hi).log_().neg_().log_()
+
+
+def gumbel_from_uniform(u: torch.Tensor, *, validate_args: bool | None = None) -> torch.Tensor:
     """Map uniforms to Gumbel(0, 1) noise: ``g = -log(-log(clamp(u, tiny, 1 - eps/2)))``.
 
-    This is the injectable form of the sampler: tests feed it ``u = 0`` and ``u = 1``
-    and get finite noise. Half-precision ``u`` is mapped in float32, then cast back.
-    Chapter: *The Gumbel distribution*.
+    This is the injectable form of the one noise path of the library: tests feed it
+    ``u = 0`` and ``u = 1`` and get finite noise. Half-precision ``u`` is mapped in
+    float32, then cast back. Under validation ``u`` must lie in ``[0, 1]`` (NaN raises).
+    Chapter: :doc:`The Gumbel distribution </book/gumbel-distribution>`.
 
     >>> gumbel_from_uniform(torch.tensor([0.0, 0.5, 1.0])).isfinite().all().item()
     True
     """
     if not isinstance(u, torch.Tensor) or not u.dtype.is_floating_point:
         raise TypeError("u must be a floating-point torch.Tensor")
-    lo, hi = uniform_bounds(u.dtype)
+    if should_validate(validate_args) and u.numel():
+        if not bool(((u >= 0) & (u <= 1)).all()):
+            raise ValueError("u must lie in [0, 1] (and not be NaN)")
     wide = u.to(working_dtype(u.dtype))  # half precision cannot even hold 1 - eps/2
-    return wide.clamp(lo, hi).log_().neg_().log_().neg_().to(u.dtype)
+    return minus_gumbel_from_uniform(wide).neg_().to(u.dtype)
 
 
 def log_exponential(
@@ -71,16 +103,14 @@ def log_exponential(
     dtype: torch.dtype,
     device: torch.device | str | None,
 ) -> torch.Tensor:
-    """``log(-log(clamp(u, tiny, 1 - eps/2)))``: minus Gumbel(0, 1) noise (internal, no checks).
+    """Minus Gumbel(0, 1) noise, ``-g``, in the working dtype of ``dtype`` (internal, no checks).
 
-    ``-log u`` is Exp(1), so this is the log of an exponential variate, ``-g`` bit for bit
-    (IEEE negation is exact). The samplers consume ``-g`` directly and fold the sign into
-    a later pass, which saves one pass over memory. In the working dtype of ``dtype``.
+    One ``torch.rand`` draw mapped by :func:`minus_gumbel_from_uniform`, the path that
+    :func:`gumbel_from_uniform` exposes.
     """
     wide = working_dtype(dtype)
     u = torch.rand(shape, generator=generator, dtype=wide, device=device)
-    lo, hi = uniform_bounds(wide)
-    return u.clamp_(lo, hi).log_().neg_().log_()
+    return minus_gumbel_from_uniform(u)
 
 
 def standard_gumbel(
@@ -106,21 +136,41 @@ def _check_shape(shape: object) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _check_param(value: object, name: str, *, positive: bool) -> float | torch.Tensor:
+def _check_param(value: object, name: str, shape: tuple[int, ...]) -> float | torch.Tensor:
+    """``loc`` or ``scale``: a finite Python number, or a floating tensor that broadcasts to
+    ``shape`` without enlarging it (else one row of noise would repeat along the new axes)."""
     if isinstance(value, torch.Tensor):
         if not value.dtype.is_floating_point:
             raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
-        if not torch.isfinite(value).all():
-            raise ValueError(f"{name} must be finite")
-        if positive and not (value > 0).all():
-            raise ValueError(f"{name} must be > 0")
+        try:
+            full = torch.broadcast_shapes(value.shape, shape)
+        except RuntimeError as err:
+            raise ValueError(
+                f"{name} of shape {tuple(value.shape)} does not broadcast to shape {shape}"
+            ) from err
+        if full != torch.Size(shape):
+            raise ValueError(
+                f"{name} of shape {tuple(value.shape)} would enlarge shape {shape} to "
+                f"{tuple(full)}, repeating the same noise; pass shape={tuple(full)}"
+            )
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a float or a tensor, got {type(value).__name__}")
     value = float(value)
-    if not math.isfinite(value) or (positive and value <= 0):
-        raise ValueError(f"{name} must be finite{' and > 0' if positive else ''}, got {value}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
     return value
+
+
+def _check_range(loc: float, scale: float, dtype: torch.dtype) -> None:
+    """Python-number ``loc``, ``scale``: every ``loc + scale * g`` is finite in ``dtype``."""
+    g_min, g_max = noise_bounds(dtype)
+    limit = torch.finfo(dtype).max * (1.0 - 1e-5)  # margin for the rounding of each step
+    widest = max(abs(loc + scale * g_min), abs(loc + scale * g_max), scale * g_max)
+    if not widest <= limit:
+        raise ValueError(
+            f"loc={loc} and scale={scale} put samples outside the finite range of {dtype}"
+        )
 
 
 def sample_gumbel(
@@ -131,29 +181,47 @@ def sample_gumbel(
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
+    validate_args: bool | None = None,
 ) -> torch.Tensor:
     """Draw ``loc + scale * G`` with ``G ~ Gumbel(0, 1)``: a ``Gumbel(loc, scale)`` sample.
 
     The cdf is ``F(x) = exp(-exp(-(x - loc) / scale))``. The standard noise comes from
-    :func:`gumbel_from_uniform` in float32 (float64 when ``dtype`` is float64) and is cast
-    to ``dtype`` last, so it is never inf or NaN; its range is :func:`noise_bounds`.
-    The location-scale property is derived in *Location shift and scale*.
+    the path of :func:`gumbel_from_uniform`, in float32 (float64 when ``dtype`` is float64),
+    and is cast to ``dtype`` last; its range is :func:`noise_bounds`. The output has shape
+    ``shape``: tensor ``loc`` and ``scale`` must broadcast to it without enlarging it.
+    Never inf or NaN: Python-number ``loc`` and ``scale`` that could overflow ``dtype``
+    raise ``ValueError`` always; tensor ones are checked (finite, ``scale > 0``, finite
+    result) under validation. Derived in
+    :doc:`Location shift and scale </book/location-shift>`.
 
     >>> g = sample_gumbel((2, 3), generator=torch.Generator().manual_seed(0))
     >>> g.shape, g.dtype
     (torch.Size([2, 3]), torch.float32)
     """
+    validate = should_validate(validate_args)
     shape = _check_shape(shape)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
-    loc = _check_param(loc, "loc", positive=False)
-    scale = _check_param(scale, "scale", positive=True)
+    check_generator(generator)
+    loc = _check_param(loc, "loc", shape)
+    scale = _check_param(scale, "scale", shape)
+    if isinstance(scale, float) and scale <= 0.0:
+        raise ValueError(f"scale must be > 0, got {scale}")
+    if isinstance(loc, float) and isinstance(scale, float):
+        _check_range(loc, scale, dtype)
+    elif validate:
+        for name, value in (("loc", loc), ("scale", scale)):
+            if isinstance(value, torch.Tensor) and not bool(torch.isfinite(value).all()):
+                raise ValueError(f"{name} must be finite")
+        if isinstance(scale, torch.Tensor) and not bool((scale > 0).all()):
+            raise ValueError("scale must be > 0")
     g = standard_gumbel(shape, generator=generator, dtype=dtype, device=device)
     if not (isinstance(scale, float) and scale == 1.0):
         g = g * (scale.to(g) if isinstance(scale, torch.Tensor) else scale)
     if not (isinstance(loc, float) and loc == 0.0):
         g = g + (loc.to(g) if isinstance(loc, torch.Tensor) else loc)
     out = g.to(dtype)
-    if dtype in HALF_DTYPES and not torch.isfinite(out).all():
-        raise ValueError(f"loc and scale put the samples outside the finite range of {dtype}")
+    if validate and (isinstance(loc, torch.Tensor) or isinstance(scale, torch.Tensor)):
+        if out.numel() and not all_finite(out) and not bool(torch.isfinite(out).all()):
+            raise ValueError(f"loc and scale put samples outside the finite range of {dtype}")
     return out

@@ -2,120 +2,193 @@
 
 A relaxed sample is ``y = softmax((l + g) / tau)`` with ``g`` i.i.d. Gumbel(0, 1) noise
 (Jang et al., 2017; Maddison et al., 2017). Its Jacobian is
-``dy_i / dl_j = y_i (delta_ij - y_j) / tau``. Chapters: *The softmax relaxation* and
-*The gradient*; the hard variant in *Straight-through and hard samples*.
+``dy_i / dl_j = y_i (delta_ij - y_j) / tau``. Chapters:
+:doc:`The softmax relaxation </book/softmax-relaxation>` and
+:doc:`The gradient </book/gradient>`; the hard variant in
+:doc:`Straight-through and hard samples </book/straight-through>`.
 
 Numerics: we subtract ``max(l + g)`` before dividing by ``tau``, so the scaled values are
 ``<= 0`` with one exact zero and never overflow, whatever ``tau`` and however large the
 finite logits (at ``tau = 1`` the softmax's own subtraction of the maximum does this, with
-the same bits). A ``-inf`` logit gives ``y_i = 0`` exactly and a zero gradient. Half
-precision is computed in float32 and cast at the end.
+the same bits). A positive ``tau`` too small for the working dtype (below its smallest
+normal number, where ``-tau`` would round to ``-0.0`` and ``0 / -0.0`` is NaN) is raised
+to that number: the sample is then one-hot, as it is in exact arithmetic. A ``-inf``
+logit gives ``y_i = 0`` exactly and a zero gradient. Half precision is computed in float32
+and cast at the end. No Python branch reads a tensor value outside the (optional)
+validation: see :mod:`gumbel_lib._validation`.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
-from gumbel_lib._validation import check_dim, check_logits, check_tau, raise_bad_logits
-from gumbel_lib.sampling import negated_perturb
+from gumbel_lib._validation import (
+    check_categories,
+    check_dim,
+    check_finite_max,
+    check_generator,
+    check_logits,
+    check_tau_like,
+    should_validate,
+)
+from gumbel_lib.sampling import first_hit_score, perturbed
+
+TINY = {dtype: torch.finfo(dtype).tiny for dtype in (torch.float32, torch.float64)}
+PYTORCH_EPS = 1e-10  # the default of F.gumbel_softmax's deprecated ``eps``
 
 
 def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
     """``hard`` in the forward pass, the gradient of ``soft`` in the backward pass.
 
     Computed as ``hard + (soft - soft.detach())``: the bracket is exactly zero in floating
-    point, so the forward value equals ``hard`` bit for bit by construction.
+    point, so the forward value equals ``hard`` bit for bit by construction. Chapter:
+    :doc:`Straight-through and hard samples </book/straight-through>`.
+
+    >>> soft = torch.tensor([0.2, 0.8], requires_grad=True)
+    >>> straight_through(torch.tensor([0.0, 1.0]), soft).tolist()
+    [0.0, 1.0]
     """
     return hard + (soft - soft.detach())
 
 
-def _one_hot_of_min(w: torch.Tensor, low: torch.Tensor, dim: int) -> torch.Tensor:
-    """One-hot (in ``w``'s dtype) of the first minimum of ``w`` along ``dim``.
+def _one_hot_of_max(z: torch.Tensor, high: torch.Tensor, dim: int) -> torch.Tensor:
+    """One-hot (in ``z``'s dtype) of the first maximum of ``z`` along ``dim``; ``high`` is it.
 
-    ``low`` is that minimum. The comparison ``w == low`` already is the one-hot vector
-    unless a row ties; only then do we pay for ``argmin`` (the first of the tied entries).
+    No branch on values: small tensors (and other devices) use ``argmax`` and a scatter; on
+    the CPU, large ones score the hits ``z == high`` by ``n - i`` and keep the best score,
+    four vectorised passes instead of PyTorch's scalar ``argmax`` loop.
     """
-    hot = torch.eq(w, low, out=torch.empty_like(w))
-    if (hot.sum(dim=dim) == 1).all():
-        return hot
-    return hot.zero_().scatter_(dim, w.argmin(dim, keepdim=True), 1.0)
+    n = z.shape[dim]
+    if z.numel() < 2**15 or n > 2**24 or z.device.type != "cpu":
+        return torch.zeros_like(z).scatter_(dim, z.argmax(dim, keepdim=True), 1.0)
+    score = first_hit_score(torch.eq(z, high, out=torch.empty_like(z)), dim)
+    return score.eq_(score.amax(dim=dim, keepdim=True))
 
 
 def _scaled_perturbed(
     logits: torch.Tensor,
-    tau: float,
+    tau: float | torch.Tensor,
     dim: int,
     generator: torch.Generator | None,
+    validate: bool,
     *,
     want_one_hot: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Values whose softmax along ``dim`` is ``softmax((l + g) / tau)``; the argmax one-hot.
 
-    For ``tau != 1`` the values are ``((l + g) - max(l + g)) / tau``. We work on
-    ``w = -(l + g)`` (one pass cheaper, see ``negated_perturb``) and divide by ``-tau``,
-    which restores the sign in the same pass. For ``tau == 1`` there is nothing to divide
-    and we return ``l + g`` itself: ``softmax`` and ``log_softmax`` subtract the row
-    maximum on their own, and since ``max((l + g) - m) == 0`` exactly, our subtraction would
-    change no bit of their result. Either way no value that reaches them overflows. The
-    one-hot vector of ``argmax(l + g)`` (first maximum) comes only when asked for.
+    For ``tau != 1`` the values are ``((l + g) - max(l + g)) / tau``. For ``tau == 1`` (a
+    Python number) there is nothing to divide and we return ``l + g`` itself: ``softmax``
+    and ``log_softmax`` subtract the row maximum on their own, and since
+    ``max((l + g) - m) == 0`` exactly, our subtraction would change no bit of their result.
+    Either way no value that reaches them overflows. The one-hot vector of ``argmax(l + g)``
+    (first maximum) comes only when asked for.
+
+    Autograd sees two nodes, as in ``F.gumbel_softmax``: ``l - (-g)`` (gradient identity)
+    and the division. Subtracting the (constant) maximum also has gradient identity, so we
+    do it in place on the detached alias of the same storage; the subtraction's node saved
+    no tensor that this could make stale.
     """
-    w = negated_perturb(logits, generator)  # -(l + g), in the working dtype
-    low = w.detach().amin(dim=dim, keepdim=True)  # -max(l + g)
-    if not torch.isfinite(low).all():
-        raise_bad_logits(logits, dim)
-    hot = _one_hot_of_min(w.detach(), low, dim) if want_one_hot else None
+    z = perturbed(logits, generator)  # l + g, in the working dtype
+    shifted = z.detach()  # same storage: in-place work on it is invisible to autograd
+    high = shifted.amax(dim=dim, keepdim=True)  # max(l + g)
+    if validate and high.numel():
+        check_finite_max(high, logits, dim)
+    hot = _one_hot_of_max(shifted, high, dim) if want_one_hot else None
+    if isinstance(tau, torch.Tensor):
+        shifted.sub_(high)
+        return z.div_(tau.to(z.dtype).clamp_min(TINY[z.dtype])), hot
     if tau == 1.0:
-        return w.neg_(), hot  # w is a fresh tensor: in-place is safe and saves allocations
-    return w.sub_(low).div_(-tau), hot
+        return z, hot
+    shifted.sub_(high)
+    return z.div_(max(tau, TINY[z.dtype])), hot
+
+
+def _straight_through_unit(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    """:func:`straight_through` for ``hard`` in {0, 1} and ``soft`` in [0, 1], one autograd op.
+
+    ``soft + (hard - soft)`` rounds to ``hard`` exactly: for ``hard = 0`` both steps are
+    exact; for ``hard = 1`` and ``soft >= 1/2``, ``1 - soft`` is exact (Sterbenz); for
+    ``soft < 1/2`` it rounds by at most half an ulp of numbers in ``[1/2, 1)``, so the sum
+    lies within half an ulp below 1 (a tie rounds to the even 1.0) or strictly closer above.
+    ``hard`` is overwritten.
+    """
+    return soft + hard.sub_(soft.detach())
 
 
 def gumbel_softmax(
     logits: torch.Tensor,
-    tau: float = 1.0,
+    tau: float | torch.Tensor = 1.0,
     hard: bool = False,
-    *,
+    eps: float = PYTORCH_EPS,
     dim: int = -1,
+    *,
     generator: torch.Generator | None = None,
+    validate_args: bool | None = None,
 ) -> torch.Tensor:
     """A relaxed one-hot sample ``softmax((logits + g) / tau)`` along ``dim``.
 
-    Drop-in for ``torch.nn.functional.gumbel_softmax(logits, tau, hard, dim=dim)`` with a
-    ``generator`` for reproducibility. With ``hard=True`` the forward value is exactly the
-    one-hot vector of ``argmax(logits + g)`` (the same noise) and the gradient is that of
-    the soft sample (straight-through). ``tau`` must be finite and positive.
+    Drop-in for ``torch.nn.functional.gumbel_softmax(logits, tau, hard, eps, dim)``, with
+    the same positional order (``eps`` is ignored with PyTorch's deprecation warning), a
+    ``generator`` for reproducibility and ``validate_args``. With ``hard=True`` the forward
+    value is exactly the one-hot vector of ``argmax(logits + g)`` (the same noise) and the
+    gradient is that of the soft sample (straight-through). ``tau`` is a finite positive
+    number, or a tensor that broadcasts to ``logits`` (a learnable temperature: it keeps its
+    gradient; its values are checked under validation). Chapter:
+    :doc:`The softmax relaxation </book/softmax-relaxation>`.
 
     >>> gen = torch.Generator().manual_seed(0)
     >>> y = gumbel_softmax(torch.zeros(2, 4), tau=0.5, generator=gen)
     >>> torch.allclose(y.sum(-1), torch.ones(2))
     True
     """
+    validate = should_validate(validate_args)
     check_logits(logits)
-    tau = check_tau(tau)
-    dim = check_dim(dim, logits.dim())
+    tau = check_tau_like(tau, logits, validate)
     if not isinstance(hard, bool):
         raise TypeError(f"hard must be a bool, got {type(hard).__name__}")
-    z, one_hot = _scaled_perturbed(logits, tau, dim, generator, want_one_hot=hard)
+    if eps != PYTORCH_EPS:
+        warnings.warn("`eps` parameter is deprecated and has no effect.", stacklevel=2)
+    dim = check_dim(dim, logits.dim())
+    check_categories(logits.shape, dim)
+    check_generator(generator)
+    z, one_hot = _scaled_perturbed(logits, tau, dim, generator, validate, want_one_hot=hard)
     soft = torch.softmax(z, dim=dim)
     if one_hot is not None:
-        soft = straight_through(one_hot, soft)
-    return soft.to(logits.dtype)
+        soft = _straight_through_unit(one_hot, soft)
+    return soft if soft.dtype == logits.dtype else soft.to(logits.dtype)
 
 
 def relaxed_log_sample(
     logits: torch.Tensor,
-    tau: float = 1.0,
+    tau: float | torch.Tensor = 1.0,
     *,
     dim: int = -1,
     generator: torch.Generator | None = None,
+    validate_args: bool | None = None,
 ) -> torch.Tensor:
     """``log y`` for a relaxed sample ``y``: ``log_softmax((logits + g) / tau)``.
 
-    At low temperature ``y`` underflows to exact zeros while ``log y`` stays finite;
-    pass the result to ``concrete_log_prob(..., log_input=True)``. Chapter: *The softmax
-    relaxation*.
+    At low temperature ``y`` underflows to exact zeros while ``log y`` stays finite: where
+    the true value lies below the most negative finite number of the output dtype (float16
+    at small ``tau``, or any dtype at ``tau`` near its smallest normal number) it saturates
+    there. Masked categories (logit ``-inf``) get ``-inf``, exactly ``log 0``. Pass the
+    result to ``concrete_log_prob(..., log_input=True)``. Chapter:
+    :doc:`The softmax relaxation </book/softmax-relaxation>`.
+
+    >>> log_y = relaxed_log_sample(torch.zeros(3), 0.1, generator=torch.Generator().manual_seed(0))
+    >>> round(log_y.exp().sum().item(), 6)
+    1.0
     """
+    validate = should_validate(validate_args)
     check_logits(logits)
-    tau = check_tau(tau)
+    tau = check_tau_like(tau, logits, validate)
     dim = check_dim(dim, logits.dim())
-    z, _ = _scaled_perturbed(logits, tau, dim, generator)
-    return torch.log_softmax(z, dim=dim).to(logits.dtype)
+    check_categories(logits.shape, dim)
+    check_generator(generator)
+    z, _ = _scaled_perturbed(logits, tau, dim, generator, validate)
+    floor = torch.finfo(logits.dtype).min
+    # -inf only where the logit is -inf (masked); overflowed finite categories saturate
+    saturated = torch.where(logits > -torch.inf, z.clamp_min(floor), z)
+    return torch.log_softmax(saturated, dim=dim).to(logits.dtype)

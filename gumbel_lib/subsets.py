@@ -30,6 +30,7 @@ import torch
 from gumbel_lib._validation import (
     check_count,
     check_dim,
+    check_generator,
     check_logits,
     check_tau,
     raise_bad_logits,
@@ -48,6 +49,7 @@ def m_hot(
     dim: int = -1,
     generator: torch.Generator | None = None,
     hard: bool = False,
+    validate_args: bool | None = None,
 ) -> torch.Tensor:
     """A relaxed m-hot sample along ``dim``: the relaxed top-m of ``logits + g``.
 
@@ -55,7 +57,8 @@ def m_hot(
     exactly the indicator of the top ``m`` of ``logits + g`` (the ``gumbel_topk`` set for the
     same noise) and the gradient is the relaxed one (straight-through). Categories with
     logit ``-inf`` get exactly 0.
-    ``m`` may not exceed the number of categories with a finite logit (``ValueError``).
+    ``m`` may not exceed the number of categories with a finite logit (``ValueError``; the
+    count of finite logits, and NaN or ``+inf`` logits, are checked under validation).
 
     >>> gen = torch.Generator().manual_seed(0)
     >>> y = m_hot(torch.zeros(5), 2, 0.5, generator=gen)
@@ -68,14 +71,17 @@ def m_hot(
         raise TypeError(f"hard must be a bool, got {type(hard).__name__}")
     dim = check_dim(dim, logits.dim())
     m = check_count(m, "m", upper=logits.shape[dim], what=f"categories along dim={dim}")
-    drawable = int(torch.isfinite(logits).sum(dim).min())
-    if m > drawable:
-        raise ValueError(
-            f"m={m} is larger than the number of categories that can be drawn "
-            f"(at least one row has only {drawable} finite logits)"
-        )
-    keys = perturb(logits, generator=generator)  # w^(1) = l + g, in the working dtype
-    if not torch.isfinite(keys.detach().amax(dim=dim)).all():
+    check_generator(generator)
+    validate = should_validate(validate_args)
+    if validate and logits.numel():
+        drawable = int(torch.isfinite(logits).sum(dim).min())
+        if m > drawable:
+            raise ValueError(
+                f"m={m} is larger than the number of categories that can be drawn "
+                f"(at least one row has only {drawable} finite logits)"
+            )
+    keys = perturb(logits, generator=generator, validate_args=False)  # w^(1) = l + g
+    if validate and logits.numel() and not bool(keys.detach().amax(dim=dim).isfinite().all()):
         raise_bad_logits(logits, dim)
     chosen = keys.detach().topk(m, dim=dim).indices if hard else None
     total = relaxed_top_m(keys, m, tau, dim=dim)

@@ -19,35 +19,45 @@ MACHINE_KEYS = {"cpu", "cores", "torch_threads", "torch", "device", "date", "des
 
 
 def test_speed_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = run.main(["--smoke", "--out", str(tmp_path)])
+    # one thread: on a loaded two-core CI machine a second OpenMP thread waits at barriers
+    path = run.main(["--smoke", "--out", str(tmp_path), "--threads", "1"])
     assert path.parent == tmp_path
     report = json.loads(path.read_text())
     assert report["schema_version"] == run.SCHEMA_VERSION and report["kind"] == "speed"
     assert MACHINE_KEYS <= set(report["machine"]) and report["machine"]["cores"] >= 1
     rounds = report["settings"]["rounds"]
+    assert report["settings"]["threads"] == [1]
+    assert report["settings"]["validation"] == ["on", "off"]
     assert [e["shape"] for e in report["shapes"]] == [list(s) for s in run.SMOKE_SHAPES]
     for i, entry in enumerate(report["shapes"]):
-        timings = entry["timings"]
-        assert {run.FLOOR, run.COMPONENTS, "softmax soft, forward"} <= set(timings)
-        for calls in timings.values():
-            for t in calls.values():
-                assert 0 < t["q1_ms"] <= t["median_ms"] <= t["q3_ms"]
-                assert len(t["times_ms"]) == t["rounds"] == rounds
-        # every contender group has a paired ratio per rival, and ours over the floor
-        assert set(entry["ratios"]) == set(timings) - {run.FLOOR, run.COMPONENTS}
-        for group, by_name in entry["ratios"].items():
-            assert set(by_name) == (set(timings[group]) - {run.OURS}) | {"gumbel_lib / floor"}
-            for r in by_name.values():
-                assert 0 < r["q1"] <= r["median"] <= r["q3"]
-        mem = entry["memory"]
-        assert set(mem) == set(memory.samplers(0.5, None))
-        assert all(m["saved_for_backward_bytes"] > 0 for m in mem.values())
-        if i == 0 and memory.rss_supported():
-            assert mem["gumbel_lib soft"]["peak_rss_bytes"] >= 0
-    # --show prints the same tables from the file without running anything
+        assert set(entry["by_threads"]) == {"1"}
+        for by_threads in entry["by_threads"].values():
+            timings = by_threads["timings"]
+            assert {run.FLOOR, run.COMPONENTS, "Concrete log-density"} <= set(timings)
+            for calls in timings.values():
+                for t in calls.values():
+                    assert 0 < t["q1_ms"] <= t["median_ms"] <= t["q3_ms"]
+                    assert len(t["times_ms"]) == t["rounds"] == rounds
+            # every group: a paired ratio per rival and ours over the floor, on and off
+            ratios = by_threads["ratios"]
+            assert set(ratios) == set(timings) - {run.FLOOR, run.COMPONENTS}
+            for group, by_name in ratios.items():
+                rivals = set(timings[group]) - {run.OURS, run.OURS_OFF}
+                assert set(by_name) == rivals | {run.FLOOR_RATIO}
+                for r in by_name.values():
+                    assert set(r) == {"on", "off"}
+                    assert all(0 < q["q1"] <= q["median"] <= q["q3"] for q in r.values())
+        if i == 0:
+            mem = entry["memory"]
+            assert set(mem) == set(memory.samplers(0.5, None))
+            assert all(m["saved_for_backward_bytes"] > 0 for m in mem.values())
+        else:
+            assert "memory" not in entry
+    # --show prints the same tables from the file without running anything, ratio table last
     capsys.readouterr()
     run.main(["--show", str(path)])
-    assert "gumbel_lib / floor" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ratio table" in out and "1t on" in out and "1t off" in out
 
 
 def test_numerics_smoke(tmp_path: Path) -> None:

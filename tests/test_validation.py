@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import seeded
 
+import gumbel_lib as gl
 from gumbel_lib import (
     concrete_log_prob,
     gumbel_from_uniform,
@@ -163,3 +164,92 @@ def test_uniform_endpoints_cannot_produce_inf() -> None:
 def test_concrete_log_prob_checks_y() -> None:
     with pytest.raises(TypeError, match="y must have a floating-point dtype"):
         concrete_log_prob(torch.tensor([1, 0]), torch.zeros(2), 1.0)
+
+
+# --- the switch: validation on by default, off per call or library-wide -------------------
+
+ALL_CALLS = ALL + ["perturb", "m_hot", "gumbel_rao", "conditional_gumbels"]
+
+
+def call_any(name: str, logits: torch.Tensor, **kwargs):
+    gen = seeded(0)
+    if name == "perturb":
+        return gl.perturb(logits, generator=gen, **kwargs)
+    if name == "m_hot":
+        return gl.m_hot(logits, 1, 0.5, generator=gen, **kwargs)
+    if name == "gumbel_rao":
+        return gl.gumbel_rao(logits, 0.5, 2, generator=gen, **kwargs)
+    if name == "conditional_gumbels":
+        index = torch.zeros(GOOD.shape[:-1], dtype=torch.long)
+        return gl.conditional_gumbels(logits, index, 2, generator=gen, **kwargs)
+    return call(name, logits, **kwargs)
+
+
+@pytest.fixture
+def validation_off_by_default():
+    gl.set_default_validate_args(False)
+    yield
+    gl.set_default_validate_args(True)
+
+
+def test_validation_is_on_by_default() -> None:
+    assert gl.get_default_validate_args() is True
+
+
+@pytest.mark.parametrize("name", ALL_CALLS)
+def test_value_checks_run_only_under_validation(name: str) -> None:
+    bad = GOOD.clone()
+    bad[1, 2] = math.nan
+    with pytest.raises(ValueError, match="logits"):
+        call_any(name, bad)
+    call_any(name, bad, validate_args=False)  # no check reads the values: no error
+
+
+@pytest.mark.parametrize("name", ALL_CALLS)
+def test_library_default_off_and_per_call_override(name: str, validation_off_by_default) -> None:
+    bad = GOOD.clone()
+    bad[0, 0] = math.inf
+    call_any(name, bad)  # the default is now off
+    with pytest.raises(ValueError, match="logits"):
+        call_any(name, bad, validate_args=True)
+
+
+@pytest.mark.parametrize("name", ALL_CALLS)
+def test_structural_checks_run_in_both_modes(name: str) -> None:
+    for validate in (True, False):
+        with pytest.raises(TypeError, match="logits must have a floating-point dtype"):
+            call_any(name, GOOD.long(), validate_args=validate)
+        with pytest.raises(TypeError, match="logits must be a torch.Tensor"):
+            call_any(name, [[0.1, 0.2]], validate_args=validate)
+
+
+@pytest.mark.parametrize("name", WITH_TAU)
+def test_python_tau_is_checked_in_both_modes(name: str) -> None:
+    with pytest.raises(ValueError, match="tau"):
+        call(name, GOOD, tau=0.0, validate_args=False)
+
+
+def test_validate_args_must_be_a_bool() -> None:
+    with pytest.raises(TypeError, match="validate_args"):
+        gumbel_max(GOOD, generator=seeded(0), validate_args=1)
+    with pytest.raises(TypeError, match="value must be a bool"):
+        gl.set_default_validate_args("yes")
+
+
+@pytest.mark.parametrize("validate", [True, False])
+def test_both_modes_give_the_same_sample(validate: bool) -> None:
+    for name in ALL:
+        on = call(name, GOOD)
+        assert torch.equal(call(name, GOOD, validate_args=validate), on)
+
+
+def test_k_larger_than_drawable_is_a_value_check() -> None:
+    masked = GOOD.clone()
+    masked[1, 0] = -math.inf
+    out = gumbel_topk(masked, 3, generator=seeded(0), validate_args=False)
+    assert out.shape == (2, 3)  # unspecified order for the masked row, but no error
+
+
+def test_generator_must_be_a_generator() -> None:
+    with pytest.raises(TypeError, match="generator"):
+        gumbel_max(GOOD, generator=0)
