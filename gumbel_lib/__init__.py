@@ -10,8 +10,11 @@ from gumbel_lib.conditional import conditional_gumbels, gumbel_rao
 from gumbel_lib.density import concrete_log_prob
 from gumbel_lib.device import default_device, generator_for
 from gumbel_lib.estimators import (
+    ESTIMATORS,
     exact_expected_gradient,
+    exact_gradient,
     relaxed_gradient,
+    sample_with,
     score_function,
     sse_gradient,
     straight_through_gradient,
@@ -22,6 +25,7 @@ from gumbel_lib.noise import (
     sample_gumbel,
     truncated_tail_mass,
 )
+from gumbel_lib.reinmax import reinmax
 from gumbel_lib.relax import gumbel_softmax, relaxed_log_sample, straight_through
 from gumbel_lib.sampling import gumbel_max, gumbel_topk, perturb
 from gumbel_lib.schedules import exponential_schedule, jang_schedule
@@ -30,10 +34,12 @@ from gumbel_lib.subsets import m_hot
 __version__ = "0.1.0"
 
 __all__ = [
+    "ESTIMATORS",
     "concrete_log_prob",
     "conditional_gumbels",
     "default_device",
     "exact_expected_gradient",
+    "exact_gradient",
     "exponential_schedule",
     "generator_for",
     "get_default_validate_args",
@@ -46,9 +52,11 @@ __all__ = [
     "m_hot",
     "noise_bounds",
     "perturb",
+    "reinmax",
     "relaxed_gradient",
     "relaxed_log_sample",
     "sample_gumbel",
+    "sample_with",
     "score_function",
     "set_default_validate_args",
     "sse_gradient",

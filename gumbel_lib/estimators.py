@@ -1,6 +1,14 @@
 """Gradient estimators for ``L(l) = E_{k ~ Categorical(softmax(l))}[f(one_hot(k))]``.
 
-All estimators return one gradient estimate per draw, shape ``(n_samples, K)``, so that
+**One interface** (:func:`sample_with`): ``y, surrogate = sample_with(name, logits, tau)``
+returns a sample ``y`` and a map ``surrogate``; for any loss ``f(y)``,
+``surrogate(f(y)).sum().backward()`` leaves that estimator's gradient in ``logits.grad``, so a
+training loop swaps estimators by name (:data:`ESTIMATORS`). The reference is the exact
+gradient by enumeration, :func:`exact_gradient` (several independent variables). Chapter:
+:doc:`Lower-variance gradients </book/lower-variance-gradients>`.
+
+**Per-draw estimates** (one variable, ``logits`` of shape ``(K,)``): the functions below
+return one gradient estimate per draw, shape ``(n_samples, K)``, so that
 chapters and tests can measure both their mean (bias) and their spread (variance) against
 :func:`exact_expected_gradient`, computed by enumerating the ``K`` categories. ``f`` maps a
 batch of points of the simplex, shape ``(n, K)``, to losses, shape ``(n,)``, and must be
@@ -20,11 +28,133 @@ from collections.abc import Callable
 
 import torch
 
-from gumbel_lib._validation import check_count, check_logits, check_tau
+from gumbel_lib._validation import (
+    check_count,
+    check_dim,
+    check_logits,
+    check_tau,
+    raise_bad_logits,
+    should_validate,
+)
+from gumbel_lib.conditional import gumbel_rao
+from gumbel_lib.enumeration import MAX_OUTCOMES, exact_gradient, joint_outcomes
+from gumbel_lib.reinforce import Surrogate, check_baseline, check_loss, score_surrogate
+from gumbel_lib.reinmax import reinmax
 from gumbel_lib.relax import gumbel_softmax
 from gumbel_lib.sampling import gumbel_max
 
+__all__ = [
+    "ESTIMATORS",
+    "MAX_OUTCOMES",
+    "exact_expected_gradient",
+    "exact_gradient",
+    "joint_outcomes",
+    "reinmax",
+    "relaxed_gradient",
+    "sample_with",
+    "score_function",
+    "sse_gradient",
+    "straight_through_gradient",
+]
+
 Loss = Callable[[torch.Tensor], torch.Tensor]
+
+ESTIMATORS: tuple[str, ...] = (
+    "reinforce",
+    "reinforce-loo",
+    "gumbel-softmax",
+    "straight-through",
+    "gumbel-rao",
+    "reinmax",
+)
+"""The names :func:`sample_with` accepts."""
+
+GUMBEL_RAO_DRAWS = 10
+"""Conditional draws of ``"gumbel-rao"`` when ``n_samples`` is not given."""
+
+
+def sample_with(
+    name: str,
+    logits: torch.Tensor,
+    tau: float = 1.0,
+    *,
+    dim: int = -1,
+    generator: torch.Generator | None = None,
+    n_samples: int | None = None,
+    baseline: torch.Tensor | float | None = None,
+    validate_args: bool | None = None,
+) -> tuple[torch.Tensor, Surrogate]:
+    """A sample and a surrogate whose gradient is estimator ``name``'s gradient.
+
+    ``y, surrogate = sample_with(name, logits, tau)``; then ``loss = f(y)`` with one loss
+    per sampled vector (shape ``y.shape`` without ``dim``, or a prefix of it: one loss for
+    several variables drawn together), and ``surrogate(loss).sum().backward()``. The value
+    of ``surrogate(loss)`` equals ``loss``. Estimators (with ``g = df/dy``, ``D`` one-hot):
+
+    * ``"reinforce"``: ``y = D``; gradient ``(f(D) - b) grad log p(D)``, ``b = baseline``
+      (a number or a tensor broadcastable to the loss, e.g. a moving average; default 0);
+    * ``"reinforce-loo"``: ``n_samples >= 2`` draws along a new leading axis, ``b`` the
+      mean loss of the other draws (leave-one-out); average the surrogate over that axis;
+    * ``"gumbel-softmax"``: ``y = softmax((l + G) / tau)``, the relaxed sample, pathwise;
+    * ``"straight-through"``: ``y = D = one_hot(argmax(l + G))``, the relaxed gradient;
+    * ``"gumbel-rao"``: ``y = D``, the straight-through gradient averaged over
+      ``n_samples`` (default 10) draws of ``G`` conditioned on ``D``
+      (:func:`~gumbel_lib.gumbel_rao`);
+    * ``"reinmax"``: ``y = D``, ``2 J(pi_1) g - J(pi_0) g / 2`` (:func:`reinmax`).
+
+    Every ``y`` except the relaxed one is exactly one-hot. For ``"reinforce"`` and the
+    pathwise estimators other than ``"gumbel-rao"``, ``n_samples`` adds a leading axis of
+    independent draws. The surrogate of the pathwise estimators is ``loss`` itself.
+
+    >>> logits = torch.zeros(2, 3, requires_grad=True)
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> y, surrogate = sample_with("reinforce-loo", logits, n_samples=4, generator=gen)
+    >>> loss = (y * torch.arange(3.0)).sum(-1)  # one loss per sampled vector: (4, 2)
+    >>> surrogate(loss).mean(0).sum().backward()
+    >>> tuple(y.shape), torch.equal(surrogate(loss), loss), tuple(logits.grad.shape)
+    ((4, 2, 3), True, (2, 3))
+    """
+    if name not in ESTIMATORS:
+        raise ValueError(f"name must be one of {ESTIMATORS}, got {name!r}")
+    check_logits(logits)
+    tau = check_tau(tau)
+    dim = check_dim(dim, logits.dim())
+    baseline = check_baseline(baseline)
+    if baseline is not None and name != "reinforce":
+        raise ValueError(f"baseline is used only by 'reinforce', not by {name!r}")
+    if n_samples is not None:
+        n_samples = check_count(n_samples, "n_samples", upper=2**31 - 1, what="allowed")
+    if name == "reinforce-loo" and (n_samples is None or n_samples < 2):
+        raise ValueError(f"n_samples must be >= 2 for 'reinforce-loo', got {n_samples}")
+    if should_validate(validate_args) and not torch.isfinite(logits.logsumexp(dim)).all():
+        raise_bad_logits(logits, dim)
+    if name == "gumbel-rao":
+        draws = GUMBEL_RAO_DRAWS if n_samples is None else n_samples
+        y = gumbel_rao(logits, tau, draws, dim=dim, generator=generator)
+        return y, _pathwise(y, dim)
+    if n_samples is not None:
+        logits = logits.unsqueeze(0).expand(n_samples, *logits.shape)
+        dim += 1
+    if name == "gumbel-softmax":
+        y = gumbel_softmax(logits, tau, dim=dim, generator=generator)
+    elif name == "straight-through":
+        y = gumbel_softmax(logits, tau, True, dim=dim, generator=generator)
+    elif name == "reinmax":
+        y = reinmax(logits, tau, dim=dim, generator=generator, validate_args=False)
+    else:
+        index = gumbel_max(logits.detach(), dim=dim, generator=generator).unsqueeze(dim)
+        y = torch.zeros_like(logits.detach()).scatter_(dim, index, 1.0)
+        log_prob = torch.log_softmax(logits, dim).gather(dim, index).squeeze(dim)
+        return y, score_surrogate(
+            log_prob, baseline=baseline, leave_one_out=name == "reinforce-loo"
+        )
+    return y, _pathwise(y, dim)
+
+
+def _pathwise(y: torch.Tensor, dim: int) -> Surrogate:
+    """The identity on losses of the right shape: the gradient already flows through ``y``."""
+    batch_shape = y.shape[:dim] + y.shape[dim + 1 :]
+    return lambda loss: check_loss(loss, batch_shape)
 
 
 def sse_gradient(b: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
@@ -148,8 +278,8 @@ def relaxed_gradient(
     tau = check_tau(tau)
     leaf = logits.detach().expand(n_samples, -1).clone().requires_grad_(True)
     y = gumbel_softmax(leaf, tau, hard, generator=generator)
-    _losses(f, y).sum().backward()
-    return leaf.grad
+    (grad,) = torch.autograd.grad(_losses(f, y).sum(), leaf)
+    return grad
 
 
 def straight_through_gradient(

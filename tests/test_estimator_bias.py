@@ -1,0 +1,212 @@
+"""Each estimator's mean against the exact gradient (enumeration) or a closed form.
+
+False-failure budget of this module: 1e-6, split by Bonferroni over the SEVEN claims that
+must pass (REINFORCE without and with a baseline, leave-one-out, ReinMax at tau = 1 on a
+quadratic loss, Gumbel-Rao's mean equal to straight-through's, straight-through's mean for
+K = 2 equal to its closed form, and no variance difference claimed between Gumbel-Rao with one
+conditional draw and straight-through). Each mean claim is a two-sided z-test per coordinate
+(Bonferroni over the coordinates) with the standard error from the draws themselves. Every
+negative control has a known shift (closed form, quadrature or enumeration), and asserts
+that n gives the test the power to see it (miss rate below 1e-9: the shift is at least
+Z_CRIT + 6 standard errors). The variance claim (Gumbel-Rao with 10 draws has a smaller
+total variance than straight-through) is a one-sided z-test at the same per-claim level.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import scipy.integrate
+import scipy.special
+import scipy.stats
+import torch
+from conftest import seeded
+
+from gumbel_lib import exact_gradient, sample_with
+from gumbel_lib.enumeration import joint_outcomes
+from gumbel_lib.reinforce import score_surrogate
+
+CLAIMS = 7
+ALPHA = 1e-6 / CLAIMS
+MISS_MARGIN = 6.0  # a shift of Z_CRIT + 6 standard errors is missed with probability < 1e-9
+
+LOGITS = torch.tensor([[0.3, -0.8, 1.1], [0.0, 0.5, -0.2]], dtype=torch.float64)
+WEIGHTS = torch.tensor([[1.0, -2.0, 0.5], [0.3, 0.7, -1.0]], dtype=torch.float64)
+
+
+def quadratic(y: torch.Tensor) -> torch.Tensor:
+    """``(w . y - 0.4)^2`` over both variables: quadratic, with a cross term between them."""
+    return ((y * WEIGHTS.to(y.dtype)).sum((-2, -1)) - 0.4) ** 2
+
+
+def z_crit(coordinates: int) -> float:
+    return float(scipy.stats.norm.isf(ALPHA / coordinates / 2))
+
+
+def per_draw(name: str, f, n: int, tau: float, seed: int, logits=LOGITS, **options):
+    """``n`` independent gradient estimates, one row each (flattened logits)."""
+    leaf = logits.expand(n, *logits.shape).clone().requires_grad_(True)
+    y, surrogate = sample_with(name, leaf, tau, generator=seeded(seed), **options)
+    out = surrogate(f(y))
+    (out.mean(0) if name == "reinforce-loo" else out).sum().backward()
+    return leaf.grad.reshape(n, -1)
+
+
+def z_scores(draws: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    se = draws.std(0) / math.sqrt(draws.shape[0])
+    return (draws.mean(0) - target.reshape(-1)) / se
+
+
+def assert_unbiased(draws: torch.Tensor, target: torch.Tensor) -> None:
+    assert z_scores(draws, target).abs().max().item() < z_crit(draws.shape[1])
+
+
+def assert_rejected_with_power(draws: torch.Tensor, target, shift: torch.Tensor) -> None:
+    se = draws.std(0) / math.sqrt(draws.shape[0])
+    crit = z_crit(draws.shape[1])
+    assert (shift.reshape(-1).abs() / se).max().item() >= crit + MISS_MARGIN  # power
+    assert z_scores(draws, target).abs().max().item() >= crit  # rejected
+
+
+def exact_reinmax_mean(logits: torch.Tensor, f, tau: float) -> torch.Tensor:
+    """``E[ReinMax]`` by enumeration: its backward is a function of the drawn ``D`` alone."""
+    outcomes = joint_outcomes(*logits.shape, dtype=logits.dtype).requires_grad_(True)
+    (g,) = torch.autograd.grad(f(outcomes).sum(), outcomes)  # df/dD at every outcome
+    pi_0 = torch.softmax(logits, -1)
+    pi_1 = (outcomes.detach() + torch.softmax(logits / tau, -1)) / 2
+
+    def jac(p: torch.Tensor) -> torch.Tensor:
+        return p * (g - (p * g).sum(-1, keepdim=True))
+
+    p_outcome = (outcomes.detach() * pi_0).sum(-1).prod(-1)
+    return (p_outcome[:, None, None] * (2 * jac(pi_1) - jac(pi_0) / 2)).sum(0)
+
+
+def logistic_sum_density(z: float) -> float:
+    """Density of ``L + L'`` (two independent standard logistics) at ``z != 0``."""
+    e = math.exp(z)
+    return e * ((z - 2) * e + z + 2) / (e - 1) ** 3
+
+
+def st_mean_k2(delta: float, tau: float) -> float:
+    """``E[d y_1 / d delta]`` for ``y_1 = sigmoid((delta + L) / tau)``, by quadrature."""
+
+    def integrand(x: float) -> float:
+        s = scipy.special.expit((delta + x) / tau)
+        return s * (1 - s) / tau * scipy.stats.logistic.pdf(x)
+
+    return scipy.integrate.quad(integrand, -60, 60, epsabs=1e-13)[0]
+
+
+EXACT = exact_gradient(LOGITS, quadratic)[1]
+
+
+@pytest.mark.parametrize("baseline", [None, 0.5])
+def test_reinforce_is_unbiased(baseline) -> None:
+    draws = per_draw("reinforce", quadratic, 200_000, 1.0, 20, baseline=baseline)
+    assert_unbiased(draws, EXACT)
+
+
+def test_leave_one_out_is_unbiased() -> None:
+    draws = per_draw("reinforce-loo", quadratic, 100_000, 1.0, 21, n_samples=4)
+    assert_unbiased(draws, EXACT)
+
+
+def test_negative_control_baseline_that_sees_its_own_draw() -> None:
+    """The mean of *all* draws (own one included) as baseline: mean (1 - 1/m) * exact."""
+    m, n = 2, 200_000
+    leaf = LOGITS.expand(n, 2, 3).clone().requires_grad_(True)
+    y, _ = sample_with("reinforce", leaf, n_samples=m, generator=seeded(22))
+    log_prob = (torch.log_softmax(leaf, -1) * y).sum(-1)  # (m, n, V)
+    loss = quadratic(y)  # (m, n)
+    score_surrogate(log_prob, baseline=loss.mean(0))(loss).mean(0).sum().backward()
+    assert_rejected_with_power(leaf.grad.reshape(n, -1), EXACT, -EXACT / m)
+
+
+def test_reinmax_theorem_by_enumeration() -> None:
+    """Exact, no sampling: at tau = 1 ReinMax's mean is the gradient for a quadratic loss."""
+    assert torch.allclose(exact_reinmax_mean(LOGITS, quadratic, 1.0), EXACT, atol=1e-13)
+
+    # not for a loss of third order, nor at tau != 1
+    def cubic(y):
+        return quadratic(y) * (y * WEIGHTS).sum((-2, -1))
+
+    cubic_exact = exact_gradient(LOGITS, cubic)[1]
+    assert (exact_reinmax_mean(LOGITS, cubic, 1.0) - cubic_exact).abs().max() > 1e-3
+    assert (exact_reinmax_mean(LOGITS, quadratic, 2.0) - EXACT).abs().max() > 1e-3
+
+
+def test_reinmax_is_unbiased_for_a_quadratic_at_tau_one() -> None:
+    draws = per_draw("reinmax", quadratic, 200_000, 1.0, 23)
+    assert_unbiased(draws, EXACT)
+
+
+def test_negative_control_reinmax_at_tau_three() -> None:
+    draws = per_draw("reinmax", quadratic, 200_000, 3.0, 24)
+    shift = exact_reinmax_mean(LOGITS, quadratic, 3.0) - EXACT
+    assert_rejected_with_power(draws, EXACT, shift)
+
+
+def test_straight_through_k2_closed_form_and_bias() -> None:
+    """Linear loss ``w . D``, K = 2: the ST mean is ``(w_1 - w_2) h(delta) (1, -1)``.
+
+    ``h`` is the density of the sum of two standard logistics (tau = 1); the exact gradient
+    has ``sigmoid'(delta)`` instead. The z-test accepts the closed form and rejects the
+    exact gradient (the bias), with power.
+    """
+    logits = torch.tensor([0.8, 0.0], dtype=torch.float64)
+    w = torch.tensor([1.5, -0.5], dtype=torch.float64)
+    sign = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    h = logistic_sum_density(0.8)
+    assert math.isclose(h, st_mean_k2(0.8, 1.0), rel_tol=1e-9)
+    closed = (w[0] - w[1]) * h * sign
+    exact = exact_gradient(logits, lambda d: d @ w)[1]
+    assert torch.allclose(exact, (w[0] - w[1]) * scipy.stats.logistic.pdf(0.8) * sign)
+    draws = per_draw("straight-through", lambda d: d @ w, 400_000, 1.0, 25, logits=logits)
+    assert_unbiased(draws, closed)
+    assert_rejected_with_power(draws, exact, closed - exact)
+
+
+def test_gumbel_rao_has_the_straight_through_mean() -> None:
+    n = 100_000
+    st = per_draw("straight-through", quadratic, n, 0.5, 26)
+    rao = per_draw("gumbel-rao", quadratic, n, 0.5, 27, n_samples=10)
+    z = (st.mean(0) - rao.mean(0)) / (st.var(0) / n + rao.var(0) / n).sqrt()
+    assert z.abs().max().item() < z_crit(st.shape[1])
+
+
+def test_negative_control_gumbel_rao_at_another_temperature() -> None:
+    """The same two-sample test rejects Gumbel-Rao at tau = 1 against ST at tau = 0.5."""
+    logits = torch.tensor([0.8, 0.0], dtype=torch.float64)
+    w = torch.tensor([1.5, -0.5], dtype=torch.float64)
+    n = 100_000
+    st = per_draw("straight-through", lambda d: d @ w, n, 0.5, 28, logits=logits)
+    rao = per_draw("gumbel-rao", lambda d: d @ w, n, 1.0, 29, logits=logits, n_samples=10)
+    se = (st.var(0) / n + rao.var(0) / n).sqrt()
+    shift = (w[0] - w[1]) * (st_mean_k2(0.8, 0.5) - st_mean_k2(0.8, 1.0))
+    crit = z_crit(2)
+    assert (shift.abs() / se).max().item() >= crit + MISS_MARGIN
+    assert ((st.mean(0) - rao.mean(0)) / se).abs().max().item() >= crit
+
+
+def one_sided_variance_z(a: torch.Tensor, b: torch.Tensor) -> float:
+    """z for ``tr Var(a) > tr Var(b)`` from squared distances to the pooled mean."""
+    centre = torch.cat([a, b]).mean(0)
+    qa, qb = ((a - centre) ** 2).sum(1), ((b - centre) ** 2).sum(1)
+    return ((qa.mean() - qb.mean()) / (qa.var() / len(qa) + qb.var() / len(qb)).sqrt()).item()
+
+
+def test_gumbel_rao_has_lower_variance_than_straight_through() -> None:
+    n = 50_000
+    st = per_draw("straight-through", quadratic, n, 0.5, 30)
+    rao = per_draw("gumbel-rao", quadratic, n, 0.5, 31, n_samples=10)
+    assert one_sided_variance_z(st, rao) > scipy.stats.norm.isf(ALPHA)
+
+
+def test_no_variance_difference_with_one_conditional_draw() -> None:
+    """Gumbel-Rao with one draw has the law of straight-through: no difference is claimed."""
+    n = 50_000
+    st = per_draw("straight-through", quadratic, n, 0.5, 32)
+    rao = per_draw("gumbel-rao", quadratic, n, 0.5, 33, n_samples=1)
+    assert abs(one_sided_variance_z(st, rao)) < scipy.stats.norm.isf(ALPHA / 2)
