@@ -23,12 +23,12 @@ any gradient estimator is in :mod:`gumbel_lib.vae_training`.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import torch
 
 from gumbel_lib._validation import check_count, check_logits, should_validate
+from gumbel_lib.enumeration import joint_outcomes
 from gumbel_lib.sampling import gumbel_max
 
 
@@ -199,36 +199,15 @@ def importance_weighted_bound(
     return math.log(n_samples) - torch.logsumexp(log_w, dim=0)
 
 
-def all_codes(
-    n_latents: int, n_categories: int, *, max_outcomes: int = 65_536, dtype=torch.float32
-) -> torch.Tensor:
-    """Every joint one-hot code, shape ``(K^V, V, K)``; ``ValueError`` above ``max_outcomes``.
-
-    >>> all_codes(2, 2)[:, :, 1].tolist()  # which latents take category 1, in odometer order
-    [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
-    """
-    n_outcomes = n_categories**n_latents
-    if n_outcomes > max_outcomes:
-        raise ValueError(
-            f"n_latents={n_latents}, n_categories={n_categories} give {n_outcomes:,} joint codes, "
-            f"more than max_outcomes={max_outcomes:,}: too many to enumerate"
-        )
-    index = torch.tensor(list(itertools.product(range(n_categories), repeat=n_latents)))
-    return torch.nn.functional.one_hot(index, n_categories).to(dtype)
-
-
 def exact_bounds(
-    model: CategoricalVAE,
-    x: torch.Tensor,
-    *,
-    max_outcomes: int = 65_536,
-    validate_args: bool | None = None,
+    model: CategoricalVAE, x: torch.Tensor, *, validate_args: bool | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(-ELBO(x), -log p(x))`` computed exactly by enumerating all ``K^V`` codes.
 
     ``-ELBO = -sum_z q(z | x) log p(x | z) + KL`` and
     ``-log p(x) = -logsumexp_z [log p(x | z) + log p(z)]``; each of shape ``(B,)``. For
-    small models (tests, the chapter's checks).
+    small models (tests, the chapter's checks): ``ValueError`` when ``K^V`` exceeds
+    :data:`gumbel_lib.enumeration.MAX_OUTCOMES`.
 
     >>> model = CategoricalVAE(4, 2, 3, 8, generator=torch.Generator().manual_seed(0))
     >>> elbo, nll = exact_bounds(model, torch.ones(2, 4))
@@ -236,8 +215,7 @@ def exact_bounds(
     True
     """
     check_pixels(x, model, validate_args)
-    codes = all_codes(model.n_latents, model.n_categories, max_outcomes=max_outcomes)
-    codes = codes.to(device=x.device, dtype=x.dtype)
+    codes = joint_outcomes(model.n_latents, model.n_categories, dtype=x.dtype, device=x.device)
     logits = model.encode(x)  # (B, V, K)
     log_q = torch.einsum("bvk,nvk->bn", torch.log_softmax(logits, -1), codes)
     log_px = log_likelihood(model.decode(codes)[:, None, :], x).T  # (B, N)

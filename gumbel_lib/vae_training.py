@@ -34,44 +34,6 @@ class TrainResult:
     seconds: float
 
 
-def _joint_reconstruction(
-    model: CategoricalVAE,
-    x: torch.Tensor,
-    logits: torch.Tensor,
-    estimator: str,
-    tau: float,
-    *,
-    generator: torch.Generator | None,
-    baseline: torch.Tensor | None,
-    n_samples: int | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(-log p(x | y), surrogate)`` per example for one joint code ``y`` of ``V`` latents.
-
-    ``sample_with`` hands back one surrogate per categorical *vector*, ``s_v = L + r_v``
-    with ``r_v`` of value zero carrying that estimator's extra gradient for latent ``v``
-    (the score term of REINFORCE; nothing for the pathwise estimators, whose gradient flows
-    through ``y`` into ``L``). The joint loss ``L`` is shared by the ``V`` latents, so
-    ``sum_v s_v - (V - 1) L = L + sum_v r_v`` counts ``L``'s own gradient once and every
-    latent's extra term once: for REINFORCE, ``(L - b) sum_v grad log q(z_v | x)``, the
-    score of the joint code.
-    """
-    y, surrogate = sample_with(
-        estimator,
-        logits,
-        tau,
-        dim=-1,
-        generator=generator,
-        n_samples=n_samples,
-        baseline=baseline,
-    )
-    loss = -log_likelihood(model.decode(y), x)  # (B,) or (S, B) with a sample axis
-    per_vector = surrogate(loss.unsqueeze(-1).expand(*loss.shape, model.n_latents))
-    joint = per_vector.sum(-1) - (model.n_latents - 1) * loss
-    if loss.dim() == 2:  # a leading sample axis (the leave-one-out REINFORCE)
-        loss, joint = loss.mean(0), joint.mean(0)
-    return loss, joint
-
-
 def training_step_loss(
     model: CategoricalVAE,
     x: torch.Tensor,
@@ -103,16 +65,21 @@ def training_step_loss(
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     logits = model.encode(x)
-    loss, joint = _joint_reconstruction(
-        model,
-        x,
-        logits,
+    y, surrogate = sample_with(
         estimator,
+        logits,
         tau,
         generator=generator,
-        baseline=baseline,
         n_samples=n_samples,
+        baseline=baseline,
+        validate_args=validate_args,
     )
+    # One loss per image, shared by its V latents (a prefix of y's batch shape): REINFORCE
+    # multiplies it by the score of the joint code, sum_v grad log q(z_v | x).
+    loss = -log_likelihood(model.decode(y), x)
+    joint = surrogate(loss)
+    if loss.dim() == 2:  # "reinforce-loo": a leading axis of n_samples draws
+        loss, joint = loss.mean(0), joint.mean(0)
     kl = kl_to_uniform(logits, validate_args=validate_args)
     return (joint + kl).mean(), (loss + kl).detach(), loss.detach()
 
@@ -196,7 +163,7 @@ def train(
                 estimator,
                 float(taus[step]),
                 generator=generator,
-                baseline=baseline,
+                baseline=baseline if estimator == "reinforce" else None,
                 n_samples=n_samples,
                 validate_args=False,
             )

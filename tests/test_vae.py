@@ -18,9 +18,9 @@ import torch
 from conftest import seeded
 
 from gumbel_lib import exponential_schedule, gumbel_softmax
+from gumbel_lib.enumeration import exact_gradient
 from gumbel_lib.vae import (
     CategoricalVAE,
-    all_codes,
     code_usage,
     exact_bounds,
     importance_weighted_bound,
@@ -153,59 +153,49 @@ def test_importance_weighted_bound_tightens_towards_log_evidence():
     assert (neg_elbo - nll > 0.05).all()
 
 
-def test_all_codes_and_its_size_limit():
-    codes = all_codes(3, 2)
-    assert codes.shape == (8, 3, 2) and (codes.sum(-1) == 1).all()
-    assert len({tuple(c.argmax(-1).tolist()) for c in codes}) == 8
-    with pytest.raises(ValueError, match="max_outcomes"):
-        all_codes(10, 10)
+def test_exact_bounds_refuse_too_many_codes():
+    with pytest.raises(ValueError, match="MAX_OUTCOMES"):
+        exact_bounds(CategoricalVAE(6, 10, 10, 4), prototypes(2, dtype=torch.float32))
 
 
 # --- the REINFORCE gradient of the joint code -------------------------------------------
 
 
-def joint_gradients(estimator: str, n: int, seed: int, baseline=None) -> torch.Tensor:
-    """One gradient of ``-log p(x | y)`` with respect to the ``(V, K)`` logits per draw."""
-    from gumbel_lib.vae_training import _joint_reconstruction
-
+def objective_gradients(n: int, seed: int, baseline=None) -> torch.Tensor:
+    """Per-draw gradients of the REINFORCE training objective w.r.t. the ``(V, K)`` logits."""
     model, x = tiny_model(), prototypes(1)
     base = model.encode(x)[0].detach()
     leaf = base.expand(n, *base.shape).clone().requires_grad_(True)
-    _, joint = _joint_reconstruction(
-        model,
-        x.expand(n, -1),
-        leaf,
-        estimator,
-        1.0,
-        generator=seeded(seed),
-        baseline=baseline,
-        n_samples=None,
+    model.encode = lambda _: leaf  # one copy of the logits per draw
+    objective, _, _ = training_step_loss(
+        model, x.expand(n, -1), "reinforce", 1.0, generator=seeded(seed), baseline=baseline
     )
-    joint.sum().backward()
+    (objective * n).backward()  # objective is the mean over the n draws
     return leaf.grad.flatten(1)
 
 
-def exact_reconstruction_gradient() -> torch.Tensor:
-    """``grad_l sum_z q(z) (-log p(x | z))`` by enumeration, the reference."""
+def exact_objective_gradient() -> torch.Tensor:
+    """``grad_l [sum_z q(z) (-log p(x | z)) + KL(q || p)]`` by enumeration, the reference."""
     model, x = tiny_model(), prototypes(1)
-    leaf = model.encode(x)[0].detach().requires_grad_(True)
-    codes = all_codes(2, 3, dtype=x.dtype)
-    log_q = torch.einsum("vk,nvk->n", torch.log_softmax(leaf, -1), codes)
-    loss = -log_likelihood(model.decode(codes), x).detach()
-    (log_q.exp() * loss).sum().backward()
-    return leaf.grad.flatten()
+    logits = model.encode(x)[0].detach()
+    _, reconstruction = exact_gradient(logits, lambda z: -log_likelihood(model.decode(z), x))
+    leaf = logits.clone().requires_grad_(True)
+    kl_to_uniform(leaf).backward()
+    return (reconstruction + leaf.grad).flatten()
 
 
 @pytest.mark.parametrize("baseline", [None, 4.0])
 def test_reinforce_gradient_of_the_joint_code_is_unbiased(baseline):
-    """Per-coordinate z-tests, Bonferroni over 6 coordinates (alpha 5e-7 for the claim,
-    which both baselines share at 2.5e-7 each). Negative control: the score of one latent
-    only (divided by V = 2), the bug of averaging the per-latent surrogates."""
+    """The score of the joint code is the sum of the V latents' scores; the KL is exact.
+
+    Per-coordinate z-tests, Bonferroni over 6 coordinates (alpha 5e-7 for the claim, which
+    both baselines share at 2.5e-7 each). Negative control: the same draws scaled by 1/2,
+    a mis-weighted estimator that the test must reject."""
     n, coords = 100_000, 6
     z_alpha = scipy.stats.norm.isf(ALPHA_PER_CLAIM / 2 / coords / 2)
     b = None if baseline is None else torch.tensor(baseline, dtype=torch.float64)
-    grads = joint_gradients("reinforce", n, seed=9, baseline=b)
-    exact = exact_reconstruction_gradient()
+    grads = objective_gradients(n, seed=9, baseline=b)
+    exact = exact_objective_gradient()
     se = grads.std(0) / math.sqrt(n)
     assert ((grads.mean(0) - exact).abs() <= z_alpha * se).all()
     wrong = grads / 2
