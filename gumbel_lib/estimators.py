@@ -4,8 +4,8 @@
 returns a sample ``y`` and a map ``surrogate``; for any loss ``f(y)``,
 ``surrogate(f(y)).sum().backward()`` leaves that estimator's gradient in ``logits.grad``, so a
 training loop swaps estimators by name (:data:`ESTIMATORS`). The reference is the exact
-gradient by enumeration, :func:`exact_gradient` (several independent variables). Chapter:
-:doc:`Lower-variance gradients </book/lower-variance-gradients>`.
+gradient by enumeration, :func:`~gumbel_lib.enumeration.exact_gradient` (several
+independent variables). Chapter: :doc:`Lower-variance gradients </book/lower-variance-gradients>`.
 
 **Per-draw estimates** (one variable, ``logits`` of shape ``(K,)``): the functions below
 return one gradient estimate per draw, shape ``(n_samples, K)``, so that
@@ -99,8 +99,9 @@ def sample_with(
     * ``"straight-through"``: ``y = D = one_hot(argmax(l + G))``, the relaxed gradient;
     * ``"gumbel-rao"``: ``y = D``, the straight-through gradient averaged over
       ``n_samples`` (default 10) draws of ``G`` conditioned on ``D``
-      (:func:`~gumbel_lib.gumbel_rao`);
-    * ``"reinmax"``: ``y = D``, ``2 J(pi_1) g - J(pi_0) g / 2`` (:func:`reinmax`).
+      (:func:`~gumbel_lib.conditional.gumbel_rao`);
+    * ``"reinmax"``: ``y = D``, ``2 J(pi_1) g - J(pi_0) g / 2``
+      (:func:`~gumbel_lib.reinmax.reinmax`).
 
     Every ``y`` except the relaxed one is exactly one-hot. For ``"reinforce"`` and the
     pathwise estimators other than ``"gumbel-rao"``, ``n_samples`` adds a leading axis of

@@ -14,6 +14,8 @@ Chapter: :doc:`Lower-variance gradients </book/lower-variance-gradients>`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from gumbel_lib._validation import (
@@ -24,6 +26,7 @@ from gumbel_lib._validation import (
     should_validate,
     working_dtype,
 )
+from gumbel_lib.enumeration import joint_outcomes
 from gumbel_lib.sampling import gumbel_max
 
 
@@ -75,3 +78,42 @@ def reinmax(
         pi_1 = (hard + torch.softmax(wide / tau, dim)) / 2
     path = 2 * softmax_jacobian_path(pi_1, wide, dim) - softmax_jacobian_path(pi_0, wide, dim) / 2
     return (hard + (path - path.detach())).to(logits.dtype)
+
+
+def expected_backward(
+    logits: torch.Tensor,
+    f: Callable[[torch.Tensor], torch.Tensor],
+    tau: float = 1.0,
+    *,
+    rule: str = "reinmax",
+) -> torch.Tensor:
+    """``E[backward]`` of ReinMax (or of noise-free straight-through), exactly, by enumeration.
+
+    Both backward passes are functions of the drawn ``D`` alone: ``rule="reinmax"`` is
+    ``2 J(pi_1) g - J(pi_0) g / 2`` and ``rule="straight-through"`` is ``J(pi_0) g``, with
+    ``g = df/dD`` at the outcome. ``logits`` has shape ``(V, K)``; ``f`` maps ``(N, V, K)``
+    to ``(N,)`` and must be differentiable in ``D``. Averaging over the ``K**V`` joint
+    outcomes gives the exact mean, to compare with :func:`~gumbel_lib.enumeration.exact_gradient`.
+
+    >>> logits = torch.tensor([[0.2, -0.4, 1.0]], dtype=torch.float64)
+    >>> f = lambda d: (d @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)).sum(-1) ** 2
+    >>> from gumbel_lib import exact_gradient
+    >>> torch.allclose(expected_backward(logits, f), exact_gradient(logits, f)[1])
+    True
+    """
+    if rule not in ("reinmax", "straight-through"):
+        raise ValueError(f"rule must be 'reinmax' or 'straight-through', got {rule!r}")
+    tau = check_tau(tau)
+    outcomes = joint_outcomes(*logits.shape, dtype=logits.dtype).requires_grad_(True)
+    (g,) = torch.autograd.grad(f(outcomes).sum(), outcomes)  # df/dD at every outcome
+    pi_0 = torch.softmax(logits.detach(), -1)
+
+    def jacobian_times_g(p: torch.Tensor) -> torch.Tensor:
+        return p * (g - (p * g).sum(-1, keepdim=True))
+
+    backward = jacobian_times_g(pi_0)
+    if rule == "reinmax":
+        pi_1 = (outcomes.detach() + torch.softmax(logits.detach() / tau, -1)) / 2
+        backward = 2 * jacobian_times_g(pi_1) - backward / 2
+    p_outcome = (outcomes.detach() * pi_0).sum(-1).prod(-1)
+    return (p_outcome[:, None, None] * backward).sum(0)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import memory, numerics, run
+from benchmarks import estimators, memory, numerics, run
 
 MACHINE_KEYS = {"cpu", "cores", "torch_threads", "torch", "device", "date", "description"}
 
@@ -78,3 +78,11 @@ def test_smoke_results_are_never_written_to_the_committed_folder() -> None:
         run.results_path(None, "speed", run.torch.device("cpu"), smoke=True)
     with pytest.raises(ValueError, match="--smoke needs --out"):
         run.main(["--smoke"])
+
+
+def test_estimators_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    report = estimators.main(["--smoke"])
+    assert report == capsys.readouterr().out.rstrip("\n")
+    for name in estimators.ESTIMATORS:
+        assert report.count(f"{name} ") >= 2  # in the study table and in the cost table
+    assert "/ relaxed" in report and "softplus" in report

@@ -1,15 +1,16 @@
 """Each estimator's mean against the exact gradient (enumeration) or a closed form.
 
-False-failure budget of this module: 1e-6, split by Bonferroni over the SEVEN claims that
+False-failure budget of this module: 1e-6, split by Bonferroni over the EIGHT claims that
 must pass (REINFORCE without and with a baseline, leave-one-out, ReinMax at tau = 1 on a
-quadratic loss, Gumbel-Rao's mean equal to straight-through's, straight-through's mean for
-K = 2 equal to its closed form, and no variance difference claimed between Gumbel-Rao with one
-conditional draw and straight-through). Each mean claim is a two-sided z-test per coordinate
-(Bonferroni over the coordinates) with the standard error from the draws themselves. Every
-negative control has a known shift (closed form, quadrature or enumeration), and asserts
-that n gives the test the power to see it (miss rate below 1e-9: the shift is at least
-Z_CRIT + 6 standard errors). The variance claim (Gumbel-Rao with 10 draws has a smaller
-total variance than straight-through) is a one-sided z-test at the same per-claim level.
+quadratic loss, Gumbel-Rao's mean equal to straight-through's, the means of straight-through
+and of Gumbel-softmax for K = 2 equal to their closed form, and no variance difference
+claimed between Gumbel-Rao with one conditional draw and straight-through). Each mean claim
+is a two-sided z-test per coordinate (Bonferroni over the coordinates) with the standard
+error from the draws themselves. Every negative control has a known shift (closed form,
+quadrature or enumeration), and asserts that n gives the test the power to see it (miss rate
+below 1e-9: the shift is at least Z_CRIT + 6 standard errors). The variance claim
+(Gumbel-Rao with 10 draws has a smaller total variance than straight-through) is a
+one-sided z-test at the same per-claim level.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ import torch
 from conftest import seeded
 
 from gumbel_lib import exact_gradient, sample_with
-from gumbel_lib.enumeration import joint_outcomes
 from gumbel_lib.reinforce import score_surrogate
+from gumbel_lib.reinmax import expected_backward
 
-CLAIMS = 7
+CLAIMS = 8
 ALPHA = 1e-6 / CLAIMS
 MISS_MARGIN = 6.0  # a shift of Z_CRIT + 6 standard errors is missed with probability < 1e-9
 
@@ -67,20 +68,6 @@ def assert_rejected_with_power(draws: torch.Tensor, target, shift: torch.Tensor)
     crit = z_crit(draws.shape[1])
     assert (shift.reshape(-1).abs() / se).max().item() >= crit + MISS_MARGIN  # power
     assert z_scores(draws, target).abs().max().item() >= crit  # rejected
-
-
-def exact_reinmax_mean(logits: torch.Tensor, f, tau: float) -> torch.Tensor:
-    """``E[ReinMax]`` by enumeration: its backward is a function of the drawn ``D`` alone."""
-    outcomes = joint_outcomes(*logits.shape, dtype=logits.dtype).requires_grad_(True)
-    (g,) = torch.autograd.grad(f(outcomes).sum(), outcomes)  # df/dD at every outcome
-    pi_0 = torch.softmax(logits, -1)
-    pi_1 = (outcomes.detach() + torch.softmax(logits / tau, -1)) / 2
-
-    def jac(p: torch.Tensor) -> torch.Tensor:
-        return p * (g - (p * g).sum(-1, keepdim=True))
-
-    p_outcome = (outcomes.detach() * pi_0).sum(-1).prod(-1)
-    return (p_outcome[:, None, None] * (2 * jac(pi_1) - jac(pi_0) / 2)).sum(0)
 
 
 def logistic_sum_density(z: float) -> float:
@@ -126,15 +113,24 @@ def test_negative_control_baseline_that_sees_its_own_draw() -> None:
 
 def test_reinmax_theorem_by_enumeration() -> None:
     """Exact, no sampling: at tau = 1 ReinMax's mean is the gradient for a quadratic loss."""
-    assert torch.allclose(exact_reinmax_mean(LOGITS, quadratic, 1.0), EXACT, atol=1e-13)
+    assert torch.allclose(expected_backward(LOGITS, quadratic, 1.0), EXACT, atol=1e-13)
 
     # not for a loss of third order, nor at tau != 1
     def cubic(y):
         return quadratic(y) * (y * WEIGHTS).sum((-2, -1))
 
     cubic_exact = exact_gradient(LOGITS, cubic)[1]
-    assert (exact_reinmax_mean(LOGITS, cubic, 1.0) - cubic_exact).abs().max() > 1e-3
-    assert (exact_reinmax_mean(LOGITS, quadratic, 2.0) - EXACT).abs().max() > 1e-3
+    assert (expected_backward(LOGITS, cubic, 1.0) - cubic_exact).abs().max() > 1e-3
+    assert (expected_backward(LOGITS, quadratic, 2.0) - EXACT).abs().max() > 1e-3
+
+    # noise-free straight-through is exact for a linear loss, not for the quadratic one
+    def linear(y):
+        return (y * WEIGHTS).sum((-2, -1))
+
+    st_linear = expected_backward(LOGITS, linear, rule="straight-through")
+    assert torch.allclose(st_linear, exact_gradient(LOGITS, linear)[1], atol=1e-13)
+    st_quadratic = expected_backward(LOGITS, quadratic, rule="straight-through")
+    assert (st_quadratic - EXACT).abs().max() > 1e-2
 
 
 def test_reinmax_is_unbiased_for_a_quadratic_at_tau_one() -> None:
@@ -144,12 +140,16 @@ def test_reinmax_is_unbiased_for_a_quadratic_at_tau_one() -> None:
 
 def test_negative_control_reinmax_at_tau_three() -> None:
     draws = per_draw("reinmax", quadratic, 200_000, 3.0, 24)
-    shift = exact_reinmax_mean(LOGITS, quadratic, 3.0) - EXACT
+    shift = expected_backward(LOGITS, quadratic, 3.0) - EXACT
     assert_rejected_with_power(draws, EXACT, shift)
 
 
-def test_straight_through_k2_closed_form_and_bias() -> None:
+@pytest.mark.parametrize("name", ["straight-through", "gumbel-softmax"])
+def test_straight_through_k2_closed_form_and_bias(name: str) -> None:
     """Linear loss ``w . D``, K = 2: the ST mean is ``(w_1 - w_2) h(delta) (1, -1)``.
+
+    For a linear loss the relaxed (Gumbel-softmax) gradient ``J_y^T w`` is the same as
+    straight-through's, so the same closed form holds for it.
 
     ``h`` is the density of the sum of two standard logistics (tau = 1); the exact gradient
     has ``sigmoid'(delta)`` instead. The z-test accepts the closed form and rejects the
@@ -163,7 +163,7 @@ def test_straight_through_k2_closed_form_and_bias() -> None:
     closed = (w[0] - w[1]) * h * sign
     exact = exact_gradient(logits, lambda d: d @ w)[1]
     assert torch.allclose(exact, (w[0] - w[1]) * scipy.stats.logistic.pdf(0.8) * sign)
-    draws = per_draw("straight-through", lambda d: d @ w, 400_000, 1.0, 25, logits=logits)
+    draws = per_draw(name, lambda d: d @ w, 400_000, 1.0, 25, logits=logits)
     assert_unbiased(draws, closed)
     assert_rejected_with_power(draws, exact, closed - exact)
 

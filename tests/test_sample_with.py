@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import seeded
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.autograd import gradcheck
 
 from gumbel_lib import ESTIMATORS, exact_gradient, gumbel_max, reinmax, sample_with
@@ -245,3 +247,41 @@ def test_exact_gradient_refuses_bad_input() -> None:
         exact_gradient(torch.zeros(2, 2, 2), loss_of)
     with pytest.raises(ValueError, match="NaN"):
         exact_gradient(torch.tensor([0.0, float("nan")]), lambda d: d[:, 0])
+
+
+@st.composite
+def problems(draw):
+    """float64 logits of random shape, a random dim, some masked categories, a temperature."""
+    ndim = draw(st.integers(1, 3))
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=ndim, max_size=ndim)))
+    dim = draw(st.integers(-ndim, ndim - 1))
+    gen = seeded(draw(st.integers(0, 2**31 - 1)))
+    logits = torch.randn(shape, generator=gen, dtype=torch.float64) * draw(
+        st.sampled_from([1.0, 30.0])
+    )
+    mask = torch.rand(shape, generator=gen, dtype=torch.float64) < 0.3
+    keep = torch.zeros(shape, dtype=torch.bool).index_fill_(dim, torch.tensor([0]), True)
+    logits = logits.masked_fill(mask & ~keep, -torch.inf)  # category 0 stays drawable
+    return logits, dim, draw(st.sampled_from([0.1, 1.0, 3.0])), draw(st.sampled_from(ESTIMATORS))
+
+
+@settings(derandomize=True, deadline=None, max_examples=120)
+@given(problems())
+def test_contract_over_shapes_dims_and_masks(problem) -> None:
+    logits, dim, tau, name = problem
+    leaf = logits.clone().requires_grad_(True)
+    n = 2 if name == "reinforce-loo" else None
+    y, surrogate = sample_with(name, leaf, tau, dim=dim, n_samples=n, generator=seeded(0))
+    d = dim % logits.dim() + (1 if n else 0)
+    assert y.shape == ((2, *logits.shape) if n else logits.shape)
+    assert torch.allclose(y.sum(d), torch.ones(()).double())
+    assert (y[torch.isneginf(logits).expand_as(y)] == 0).all()  # masked: never drawn
+    if name != "gumbel-softmax":
+        assert torch.equal(y, (y == 1).double())
+    weights = torch.linspace(-1, 1, y.shape[d], dtype=torch.float64)
+    loss = (y.movedim(d, -1) * weights).sum(-1) ** 2  # shape: y without dim
+    out = surrogate(loss)
+    assert torch.equal(out, loss)
+    out.sum().backward()
+    assert torch.isfinite(leaf.grad).all()
+    assert (leaf.grad[torch.isneginf(logits)] == 0).all()
