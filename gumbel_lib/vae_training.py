@@ -13,6 +13,7 @@ Chapter: :doc:`A categorical VAE </book/categorical-vae>`.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -122,8 +123,10 @@ def train(
     (for example ``exponential_schedule(1.0, 0.5, steps)``). ``n_samples`` goes to
     ``sample_with`` (the conditional draws of ``"gumbel-rao"``, the draws of
     ``"reinforce-loo"``). The model and ``x`` are moved to ``device`` (default: where the
-    model is). ``progress`` shows a tqdm bar (``None``: unless ``$TQDM_DISABLE`` is set).
-    Runs without host synchronisation except once per epoch for the progress bar's text.
+    model is). ``progress`` shows a tqdm bar over the epochs (``None``: unless
+    ``$TQDM_DISABLE`` is set; the chapters run with ``TQDM_DISABLE=1`` so that no bar enters
+    their stored outputs). The loop adds no host synchronisation of its own (validation is
+    off inside it) except, with a bar, one per epoch for the bar's text.
 
     >>> from gumbel_lib.vae import CategoricalVAE
     >>> model = CategoricalVAE(4, 2, 3, 8, generator=torch.Generator().manual_seed(0))
@@ -183,13 +186,17 @@ def train(
 
 
 def _progress(epochs: int, estimator: str, progress: bool | None):
-    """A tqdm bar over epochs, or ``None`` (``progress=False``, or tqdm not installed)."""
-    if progress is False:
+    """A tqdm bar over epochs, or ``None`` (turned off, or tqdm not installed).
+
+    ``progress=None`` shows it unless ``$TQDM_DISABLE`` is set (to anything but ``0`` or
+    ``false``), read at each call: tqdm reads it only once, when it is imported.
+    """
+    if progress is None:
+        progress = os.environ.get("TQDM_DISABLE", "").strip().lower() in ("", "0", "false")
+    if not progress:
         return None
     try:
         from tqdm import tqdm  # the console bar: tqdm.auto warns in kernels without ipywidgets
     except ImportError:  # the bar is a convenience: the library does not require tqdm
         return None
-    # progress=None leaves `disable` to tqdm, whose default $TQDM_DISABLE overrides
-    options = {} if progress is None else {"disable": False}
-    return tqdm(total=epochs, desc=estimator, unit="epoch", **options)
+    return tqdm(total=epochs, desc=estimator, unit="epoch", disable=False)

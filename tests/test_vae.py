@@ -312,3 +312,22 @@ def test_bad_inputs_raise_clear_errors():
         CategoricalVAE(64, 0, 4)
     with pytest.raises(ValueError, match="logits contains NaN"):
         kl_to_uniform(torch.full((2, 3), torch.nan))
+
+
+def test_progress_bar_shows_unless_disabled(capsys, monkeypatch):
+    """tqdm writes to stderr; ``$TQDM_DISABLE`` hides it unless ``progress=True`` forces it."""
+    pytest.importorskip("tqdm")
+    model, x = tiny_model(), prototypes(20)
+
+    def run(progress):
+        train(
+            model, x, "reinforce", epochs=2, batch_size=10, generator=seeded(0), progress=progress
+        )
+        return capsys.readouterr().err
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert "reinforce" in run(None) and "2/2" in run(True)
+    assert run(False) == ""
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert run(None) == ""
+    assert "2/2" in run(True)
