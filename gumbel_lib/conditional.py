@@ -10,8 +10,9 @@ Paulus et al., 2021): with fresh standard Gumbels ``h``::
 
 The straight-through Gumbel-softmax gradient, averaged over such conditional draws for the
 hard sample ``D = one_hot(k)``, is its Rao-Blackwellisation: the same expectation, lower
-variance (Paulus et al., 2021, "Gumbel-Rao"). Chapter: *Lower-variance gradients* (planned;
-the identities are checked in ``tests/test_conditional.py``).
+variance (Paulus et al., 2021, "Gumbel-Rao"). Chapter: :doc:`Lower-variance gradients
+</book/lower-variance-gradients>` (the identities are also checked in
+``tests/test_conditional.py``).
 """
 
 from __future__ import annotations

@@ -105,7 +105,9 @@ def sample_with(
 
     Every ``y`` except the relaxed one is exactly one-hot. For ``"reinforce"`` and the
     pathwise estimators other than ``"gumbel-rao"``, ``n_samples`` adds a leading axis of
-    independent draws. The surrogate of the pathwise estimators is ``loss`` itself.
+    independent draws. The surrogate of the pathwise estimators is ``loss`` itself. For
+    REINFORCE pass one loss per independent example, not the batch's sum: a summed loss
+    weights every example's score by the whole batch's loss (still unbiased, far noisier).
 
     >>> logits = torch.zeros(2, 3, requires_grad=True)
     >>> gen = torch.Generator().manual_seed(0)
