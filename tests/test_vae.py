@@ -199,6 +199,10 @@ def test_reinforce_gradient_of_the_joint_code_is_unbiased(baseline):
     se = grads.std(0) / math.sqrt(n)
     assert ((grads.mean(0) - exact).abs() <= z_alpha * se).all()
     wrong = grads / 2
+    # power: the control's shift |exact| / 2 exceeds (z_alpha + z_beta) standard errors in
+    # some coordinate (miss rate beta = 1e-6), and the test does reject it
+    z_beta = scipy.stats.norm.isf(1e-6)
+    assert (exact.abs() / 2 > (z_alpha + z_beta) * se).any()
     assert ((wrong.mean(0) - exact).abs() > z_alpha * wrong.std(0) / math.sqrt(n)).any()
 
 
