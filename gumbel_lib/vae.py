@@ -121,14 +121,21 @@ def kl_to_uniform(logits: torch.Tensor, *, validate_args: bool | None = None) ->
     return torch.special.xlogy(q, q).sum((-2, -1)) + n_latents * math.log(n_categories)
 
 
-def log_likelihood(pixel_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def log_likelihood(
+    pixel_logits: torch.Tensor, x: torch.Tensor, *, validate_args: bool | None = None
+) -> torch.Tensor:
     """``log p(x | z) = sum_i [x_i log sigmoid(a_i) + (1 - x_i) log sigmoid(-a_i)]``.
 
     Broadcasts ``pixel_logits`` ``(*batch, P)`` against ``x``; sums over the ``P`` pixels.
+    Under validation ``x`` must be binary.
 
     >>> round(log_likelihood(torch.zeros(1, 2), torch.ones(1, 2)).item(), 4)  # 2 log(1/2)
     -1.3863
     """
+    check_logits(pixel_logits, "pixel_logits")
+    check_logits(x, "x")
+    if should_validate(validate_args) and not ((x == 0) | (x == 1)).all():
+        raise ValueError("x must be binary: every pixel 0 or 1")
     pixel_logits, x = torch.broadcast_tensors(pixel_logits, x)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(pixel_logits, x, reduction="none")
     return -bce.sum(-1)
@@ -167,7 +174,7 @@ def negative_elbo(
     (5,)
     """
     logits, codes = _encode_and_draw(model, x, n_samples, generator, validate_args)
-    reconstruction = -log_likelihood(model.decode(codes), x).mean(0)
+    reconstruction = -log_likelihood(model.decode(codes), x, validate_args=False).mean(0)
     return reconstruction + kl_to_uniform(logits, validate_args=validate_args)
 
 
@@ -195,7 +202,8 @@ def importance_weighted_bound(
     logits, codes = _encode_and_draw(model, x, n_samples, generator, validate_args)
     log_q = (torch.log_softmax(logits, -1) * codes).sum((-2, -1))
     log_prior = -model.n_latents * math.log(model.n_categories)
-    log_w = log_likelihood(model.decode(codes), x) + log_prior - log_q
+    log_px = log_likelihood(model.decode(codes), x, validate_args=False)
+    log_w = log_px + log_prior - log_q
     return math.log(n_samples) - torch.logsumexp(log_w, dim=0)
 
 
@@ -218,28 +226,36 @@ def exact_bounds(
     codes = joint_outcomes(model.n_latents, model.n_categories, dtype=x.dtype, device=x.device)
     logits = model.encode(x)  # (B, V, K)
     log_q = torch.einsum("bvk,nvk->bn", torch.log_softmax(logits, -1), codes)
-    log_px = log_likelihood(model.decode(codes)[:, None, :], x).T  # (B, N)
+    log_px = log_likelihood(model.decode(codes)[:, None, :], x, validate_args=False).T  # (B, N)
     neg_elbo = -(log_q.exp() * log_px).sum(-1) + kl_to_uniform(logits)
     log_prior = -model.n_latents * math.log(model.n_categories)
     return neg_elbo, -torch.logsumexp(log_px + log_prior, dim=-1)
 
 
-def code_usage(model: CategoricalVAE, x: torch.Tensor) -> torch.Tensor:
+def code_usage(
+    model: CategoricalVAE, x: torch.Tensor, *, validate_args: bool | None = None
+) -> torch.Tensor:
     """Aggregate posterior ``(1/B) sum_b q(z_v = k | x_b)``, shape ``(V, K)``.
 
     How often the encoder uses each category of each latent variable on the data ``x``; its
     perplexity along ``K`` (:func:`perplexity`) counts the categories in use.
     """
-    check_pixels(x, model, validate_args=False)
+    check_pixels(x, model, validate_args)
     with torch.no_grad():
         return torch.softmax(model.encode(x), -1).mean(0)
 
 
-def perplexity(probs: torch.Tensor) -> torch.Tensor:
+def perplexity(probs: torch.Tensor, *, validate_args: bool | None = None) -> torch.Tensor:
     """``exp(H(p)) = exp(-sum_k p_k log p_k)`` along the last axis: 1 to ``K`` categories.
+
+    Under validation ``probs`` must be non-negative and sum to 1 along the last axis.
 
     >>> perplexity(torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])).tolist()
     [2.0, 1.0]
     """
     check_logits(probs, "probs")
+    if should_validate(validate_args) and not (
+        (probs >= 0).all() and torch.allclose(probs.sum(-1), torch.ones_like(probs[..., 0]))
+    ):
+        raise ValueError("probs must be non-negative and sum to 1 along the last axis")
     return torch.exp(-torch.special.xlogy(probs, probs).sum(-1))

@@ -77,7 +77,7 @@ def training_step_loss(
     )
     # One loss per image, shared by its V latents (a prefix of y's batch shape): REINFORCE
     # multiplies it by the score of the joint code, sum_v grad log q(z_v | x).
-    loss = -log_likelihood(model.decode(y), x)
+    loss = -log_likelihood(model.decode(y), x, validate_args=False)  # x checked above
     joint = surrogate(loss)
     if loss.dim() == 2:  # "reinforce-loo": a leading axis of n_samples draws
         loss, joint = loss.mean(0), joint.mean(0)

@@ -316,6 +316,12 @@ def test_bad_inputs_raise_clear_errors():
         CategoricalVAE(64, 0, 4)
     with pytest.raises(ValueError, match="logits contains NaN"):
         kl_to_uniform(torch.full((2, 3), torch.nan))
+    with pytest.raises(ValueError, match="x must be binary"):
+        log_likelihood(torch.zeros(2, 6), x[:2] * 0.5)
+    with pytest.raises(ValueError, match="probs must be non-negative and sum to 1"):
+        perplexity(torch.tensor([0.5, 0.6]))
+    with pytest.raises(ValueError, match="x must be binary"):
+        code_usage(model, x * 0.5)
 
 
 def test_progress_bar_shows_unless_disabled(capsys, monkeypatch):
