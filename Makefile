@@ -12,7 +12,7 @@ CHAPTERS := $(wildcard book/*.md)
 # out of the stored outputs, so that nbval compares every text output.
 CHAPTER_ENV := GUMBEL_DEVICE=cpu OMP_NUM_THREADS=1 TQDM_DISABLE=1
 
-.PHONY: venv book test lint unit pairs nbval execute bench bench-smoke clean
+.PHONY: venv book test lint unit pairs prose glued nbval execute bench bench-smoke clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,9 @@ venv: $(STAMP)
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --builder html -n -W --keep-going
 
-## Everything CI checks, in order; the last step is the same build as `make book`.
-test: lint unit pairs nbval book
+## Everything CI checks, in order: the same build as `make book`, then every page of it
+## opened in a browser.
+test: lint unit pairs prose nbval book glued browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -40,10 +41,27 @@ unit: $(STAMP)
 pairs: $(STAMP)
 	$(BIN)/python tests/check_pairs.py book
 
+## No hand-typed result in the prose: every decimal number is glued from the cell that
+## computed it, or on the chapter's short allow-list (tests/check_prose_numbers.py).
+prose: $(STAMP)
+	$(BIN)/python tests/check_prose_numbers.py book
+
+## After the build: every glued number appears, formatted, in its built page.
+glued: $(STAMP)
+	$(BIN)/python tests/check_prose_numbers.py book --html _build/html
+
 ## nbval in strict mode: re-run every chapter and compare each text output.
 nbval: $(STAMP)
 	$(CHAPTER_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 		--nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg book/*.ipynb
+
+## Every page of _build/html in headless Chromium (the system package, /usr/bin/chromium),
+## served on 127.0.0.1: fails on console errors, failed or outside requests, images not
+## loaded, broken links or anchors, untypeset math, cut-off tables. Screenshots in
+## _build/screenshots. Run `make book` first (`make test` does).
+.PHONY: browser
+browser: $(STAMP)
+	$(BIN)/python tests/browser_check.py _build/html --screenshots _build/screenshots
 
 ## Refresh the stored outputs after editing chapters: `make execute` (all) or
 ## `make execute CHAPTERS=book/location-shift.md` (one).

@@ -25,11 +25,17 @@ from gumbel_lib.noise import (
     sample_gumbel,
     truncated_tail_mass,
 )
+from gumbel_lib.plackett_luce import (
+    plackett_luce_log_prob,
+    plackett_luce_subset_log_prob,
+    sequential_sample,
+)
 from gumbel_lib.reinmax import reinmax
 from gumbel_lib.relax import gumbel_softmax, relaxed_log_sample, straight_through
 from gumbel_lib.sampling import gumbel_max, gumbel_topk, perturb
 from gumbel_lib.schedules import exponential_schedule, jang_schedule
-from gumbel_lib.subsets import m_hot
+from gumbel_lib.subsets import expected_redraws, m_hot, m_hot_by_redraw
+from gumbel_lib.topk_conditional import conditional_topk_gumbels
 
 __version__ = "0.1.0"
 
@@ -37,9 +43,11 @@ __all__ = [
     "ESTIMATORS",
     "concrete_log_prob",
     "conditional_gumbels",
+    "conditional_topk_gumbels",
     "default_device",
     "exact_expected_gradient",
     "exact_gradient",
+    "expected_redraws",
     "exponential_schedule",
     "generator_for",
     "get_default_validate_args",
@@ -50,14 +58,18 @@ __all__ = [
     "gumbel_topk",
     "jang_schedule",
     "m_hot",
+    "m_hot_by_redraw",
     "noise_bounds",
     "perturb",
+    "plackett_luce_log_prob",
+    "plackett_luce_subset_log_prob",
     "reinmax",
     "relaxed_gradient",
     "relaxed_log_sample",
     "sample_gumbel",
     "sample_with",
     "score_function",
+    "sequential_sample",
     "set_default_validate_args",
     "sse_gradient",
     "straight_through",

@@ -1,7 +1,7 @@
 """conditional_gumbels and gumbel_rao: exact conditioning and the Rao-Blackwell identity.
 
-False-failure budget of this module: 1e-6, split over three claims (two DKWM, one z-test
-over all coordinates, each coordinate at 1e-6 / 3 / K).
+False-failure budget of this module: 1e-6, split over four claims (two DKWM, one z-test
+over all coordinates, each coordinate at 1e-6 / 4 / K, and one two-sample KS test).
 """
 
 from __future__ import annotations
@@ -13,10 +13,16 @@ import scipy.stats
 import torch
 from conftest import seeded
 
-from gumbel_lib import conditional_gumbels, gumbel_max, gumbel_rao, gumbel_softmax
+from gumbel_lib import (
+    conditional_gumbels,
+    conditional_topk_gumbels,
+    gumbel_max,
+    gumbel_rao,
+    gumbel_softmax,
+)
 from gumbel_lib.stats import dkwm_sample_size, dkwm_test
 
-ALPHA = 1e-6 / 3
+ALPHA = 1e-6 / 4
 LOGITS = torch.tensor([0.5, -0.3, 1.2, 0.0], dtype=torch.float64)
 
 
@@ -106,3 +112,15 @@ def test_bad_arguments() -> None:
         conditional_gumbels(torch.zeros(2, 3), torch.zeros(3).long(), 2, generator=seeded(0))
     with pytest.raises(ValueError, match="index points at a category whose logit is -inf"):
         conditional_gumbels(torch.tensor([0.0, -math.inf]), torch.tensor(1), 2)
+
+
+def test_topk_conditioning_with_k_1_is_conditional_gumbels() -> None:
+    # Both construct z given argmax = 2 from the truncated-losers theorem, by different code
+    # paths; a loser's values must agree in law (two-sample KS at ALPHA, n per side sized for
+    # a Kolmogorov distance of 0.02), and the untruncated loser must not.
+    n = dkwm_sample_size(0.02, ALPHA)
+    a = conditional_gumbels(LOGITS, torch.tensor(2), n, generator=seeded(11))
+    b = conditional_topk_gumbels(LOGITS, torch.tensor([2]), n, generator=seeded(12))
+    assert scipy.stats.ks_2samp(a[:, 0].numpy(), b[:, 0].numpy()).pvalue >= ALPHA
+    free = LOGITS[0] + torch.from_numpy(scipy.stats.gumbel_r.rvs(size=n, random_state=13))
+    assert scipy.stats.ks_2samp(a[:, 0].numpy(), free.numpy()).pvalue < ALPHA
