@@ -8,7 +8,9 @@ STAMP  := $(VENV)/.installed
 CHAPTERS := $(wildcard book/*.md)
 # Chapters run on the CPU path with one thread: the stored outputs are those of that path,
 # and small-tensor loops slow down many times when OpenMP threads compete for busy cores.
-CHAPTER_ENV := GUMBEL_DEVICE=cpu OMP_NUM_THREADS=1
+# TQDM_DISABLE=1 keeps training progress bars (shown when a chapter runs interactively)
+# out of the stored outputs, so that nbval compares every text output.
+CHAPTER_ENV := GUMBEL_DEVICE=cpu OMP_NUM_THREADS=1 TQDM_DISABLE=1
 
 .PHONY: venv book test lint unit pairs prose glued nbval execute bench bench-smoke clean
 
