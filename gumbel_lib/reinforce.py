@@ -51,7 +51,8 @@ def check_baseline(baseline: object) -> torch.Tensor | float | None:
 
 def _broadcast(a: torch.Size, b: torch.Size) -> torch.Size | None:
     try:
-        return torch.broadcast_shapes(a, b)
+        shape: torch.Size = torch.broadcast_shapes(a, b)
+        return shape
     except RuntimeError:
         return None
 

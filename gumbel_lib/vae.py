@@ -82,23 +82,25 @@ class CategoricalVAE(torch.nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``l(x)`` of ``q(z | x)``, shape ``(*batch, V, K)``."""
-        logits = self.encoder(x)
-        return logits.unflatten(-1, (self.n_latents, self.n_categories))
+        flat: torch.Tensor = self.encoder(x)
+        logits: torch.Tensor = flat.unflatten(-1, (self.n_latents, self.n_categories))
+        return logits
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Bernoulli logits ``a(z)`` of ``p(x | z)``, for codes ``z`` of shape ``(*batch, V, K)``.
 
         ``z`` may be one-hot or relaxed (a point of each latent's simplex).
         """
-        return self.decoder(z.flatten(-2))
+        pixel_logits: torch.Tensor = self.decoder(z.flatten(-2))
+        return pixel_logits
 
 
 def check_pixels(x: object, model: CategoricalVAE, validate_args: bool | None = None) -> None:
     """``x`` is a float tensor ``(B, n_pixels)``; under validation, its values are 0 or 1."""
-    check_logits(x, "x")
+    x = check_logits(x, "x")
     if x.dim() != 2 or x.shape[-1] != model.n_pixels:
         raise ValueError(f"x must have shape (batch, {model.n_pixels}), got {tuple(x.shape)}")
-    if should_validate(validate_args) and not ((x == 0) | (x == 1)).all():
+    if should_validate(validate_args) and not bool(((x == 0) | (x == 1)).all()):
         raise ValueError("x must be binary: every pixel 0 or 1")
 
 
@@ -118,7 +120,8 @@ def kl_to_uniform(logits: torch.Tensor, *, validate_args: bool | None = None) ->
         raise ValueError("logits contains NaN")
     q = torch.softmax(logits, dim=-1)
     n_latents, n_categories = logits.shape[-2:]
-    return torch.special.xlogy(q, q).sum((-2, -1)) + n_latents * math.log(n_categories)
+    kl: torch.Tensor = torch.special.xlogy(q, q).sum((-2, -1))
+    return kl + n_latents * math.log(n_categories)
 
 
 def log_likelihood(
@@ -134,7 +137,7 @@ def log_likelihood(
     """
     check_logits(pixel_logits, "pixel_logits")
     check_logits(x, "x")
-    if should_validate(validate_args) and not ((x == 0) | (x == 1)).all():
+    if should_validate(validate_args) and not bool(((x == 0) | (x == 1)).all()):
         raise ValueError("x must be binary: every pixel 0 or 1")
     pixel_logits, x = torch.broadcast_tensors(pixel_logits, x)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(pixel_logits, x, reduction="none")

@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -185,7 +186,7 @@ def train(
     return TrainResult(losses.cpu().numpy(), taus, seconds)
 
 
-def _progress(epochs: int, estimator: str, progress: bool | None):
+def _progress(epochs: int, estimator: str, progress: bool | None) -> Any:
     """A tqdm bar over epochs, or ``None`` (turned off, or tqdm not installed).
 
     ``progress=None`` shows it unless ``$TQDM_DISABLE`` is set (to anything but ``0`` or
