@@ -38,7 +38,7 @@ import re
 import sys
 from pathlib import Path
 
-from prose_allowlist import ALLOWED, NOT_A_RESULT, NOT_YET_ENFORCED
+from prose_allowlist import ALLOWED, NOT_A_RESULT
 
 NUMBER = re.compile(
     r"(?<![\w.])("
@@ -171,10 +171,6 @@ def check(book: Path) -> int:
         allowed = ALLOWED.get(slug, {})
         glued, typed = scan(path)
         bad = [(line, n) for line, n in typed if normalise(n) not in allowed]
-        if slug in NOT_YET_ENFORCED:
-            note = f"  (not enforced yet: {len(bad)} hand-typed)" if bad else ""
-            print(f"{slug:<28}{glued:>7}{len(typed) - len(bad):>9}{len(bad):>13}{note}")
-            continue
         failures += [f"{path}:{line}: hand-typed number {n!r}" for line, n in bad]
         seen = {normalise(n) for _, n in typed}
         code = code_text(path)
