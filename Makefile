@@ -44,8 +44,11 @@ pairs: $(STAMP)
 
 ## No hand-typed result in the prose: every decimal number is glued from the cell that
 ## computed it, or on the chapter's short allow-list (tests/check_prose_numbers.py).
+## Every gumbel_lib function a chapter's code uses is linked to its API entry where the
+## prose first names it (tests/check_api_links.py).
 prose: $(STAMP)
 	$(BIN)/python tests/check_prose_numbers.py book
+	$(BIN)/python tests/check_api_links.py book
 
 ## After the build: every glued number appears, formatted, in its built page.
 glued: $(STAMP)

@@ -19,7 +19,9 @@ written with torch operations (the pathwise estimators differentiate through it)
 * relaxed (Gumbel-softmax): ``d f(softmax((l + g)/tau)) / dl``, biased, low variance;
 * straight-through: ``f`` evaluated at the hard sample, the relaxed Jacobian backward.
 
-Chapters: *The gradient*, *Learning a biased die*, *Straight-through and hard samples*.
+Chapters: :doc:`The gradient </book/gradient>`,
+:doc:`Learning a biased die </book/biased-die>`,
+:doc:`Straight-through and hard samples </book/straight-through>`.
 """
 
 from __future__ import annotations
@@ -164,7 +166,7 @@ def sse_gradient(b: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
     """Gradient of ``sum_i (b_i - y_i)^2`` w.r.t. ``l`` through ``b = softmax((l + g) / tau)``.
 
     ``(2 / tau) * b * (b - y - c)`` with ``c = sum_j (b_j - y_j) b_j``, along the last axis.
-    Derived in *The gradient*.
+    Derived in :doc:`The gradient </book/gradient>`.
 
     >>> b = torch.tensor([0.2, 0.8])
     >>> [round(v, 3) for v in sse_gradient(b, torch.tensor([0.0, 1.0]), 1.0).tolist()]
@@ -205,7 +207,7 @@ def exact_expected_gradient(logits: torch.Tensor, f: Loss) -> torch.Tensor:
     """``grad_l sum_k softmax(l)_k f(e_k)``, by enumeration of the ``K`` one-hot vectors.
 
     In closed form ``p * (f(e) - sum_k p_k f(e_k))`` with ``p = softmax(l)``; the reference
-    that every estimator is measured against in *The gradient*.
+    that every estimator is measured against in :doc:`The gradient </book/gradient>`.
 
     >>> f = lambda points: points[:, 0]  # the loss is 1 on category 0, else 0
     >>> [round(v, 4) for v in exact_expected_gradient(torch.zeros(2), f).tolist()]
@@ -231,7 +233,8 @@ def score_function(
     ``D_s - softmax(l)`` is the gradient of ``log softmax(l)_k`` at the drawn ``k``.
     ``baseline`` is ``None`` (no baseline), a number, or ``"leave-one-out"``: the mean loss
     of the *other* draws, which keeps every estimate unbiased (it is independent of draw
-    ``s``) and needs ``n_samples >= 2``. Chapters: *The gradient*, *Learning a biased die*.
+    ``s``) and needs ``n_samples >= 2``. Chapters: :doc:`The gradient </book/gradient>`,
+    :doc:`Learning a biased die </book/biased-die>`.
 
     >>> f = lambda points: points[:, 0]
     >>> draws = score_function(torch.zeros(2), f, 4, generator=torch.Generator().manual_seed(0))
@@ -270,7 +273,7 @@ def relaxed_gradient(
     ``hard=False`` is the Gumbel-softmax (Concrete) estimator, an unbiased gradient of the
     *relaxed* objective ``E_g f(softmax((l + g)/tau))`` and a biased one of ``L``;
     ``hard=True`` is straight-through (see :func:`straight_through_gradient`). Chapter:
-    *The gradient*.
+    :doc:`The gradient </book/gradient>`.
 
     >>> f = lambda points: points[:, 0]
     >>> gen = torch.Generator().manual_seed(0)
@@ -297,7 +300,8 @@ def straight_through_gradient(
     the Jacobian of the soft sample ``softmax((l + g)/tau)`` (same noise) backward.
 
     ``J_y(g)^T grad f(D)``, biased for every ``tau`` unless ``f`` is linear *and*
-    ``E[y] = softmax(l)``. Chapter: *Straight-through and hard samples*.
+    ``E[y] = softmax(l)``. Chapter:
+    :doc:`Straight-through and hard samples </book/straight-through>`.
 
     >>> f = lambda points: points[:, 0]
     >>> gen = torch.Generator().manual_seed(0)

@@ -1,8 +1,8 @@
 """Gumbel noise that is never infinite.
 
 Inverse-cdf sampling: if ``U ~ Uniform(0, 1)`` then ``G = -log(-log U) ~ Gumbel(0, 1)``,
-because ``P(G <= x) = P(U <= exp(-exp(-x)))``. Derived in the chapter *The Gumbel
-distribution* (``book/gumbel-distribution``).
+because ``P(G <= x) = P(U <= exp(-exp(-x)))``. Derived in the chapter
+:doc:`The Gumbel distribution </book/gumbel-distribution>`.
 
 In floating point ``U`` can be exactly 0 (``torch.rand`` returns multiples of ``2**-24`` in
 float32, zero included), which gives ``G = -inf``; an injected ``U = 1`` gives ``+inf``.

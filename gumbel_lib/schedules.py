@@ -2,7 +2,8 @@
 
 * ``exponential_schedule(start, end, steps)``: ``tau_t = start * (end / start)^(t / (steps - 1))``
   for ``t = 0, ..., steps - 1``, so ``tau_0 = start`` and ``tau_{steps-1} = end`` (the biased
-  die of *Learning a biased die* anneals 2.0 -> 0.5 over 1000 steps).
+  die of :doc:`Learning a biased die </book/biased-die>` anneals 2.0 -> 0.5 over 1000
+  steps).
 * ``jang_schedule(tau0, tau_min, rate, every)``: Jang et al. (2017) update the temperature
   every ``every`` steps to ``max(tau_min, tau0 * exp(-rate * t))``, with ``t`` the step at
   the last update.

@@ -7,7 +7,8 @@
 * Discrete laws: Pearson's chi-square goodness of fit on counts (``scipy.stats.chisquare``),
   cells with expected count below 5 pooled; contingency tables by ``chi2_contingency``.
 
-Chapter: *The Gumbel distribution* introduces these checks; every later chapter uses them.
+Chapter: :doc:`The Gumbel distribution </book/gumbel-distribution>` introduces these checks;
+every later chapter uses them.
 """
 
 from __future__ import annotations
