@@ -20,6 +20,7 @@ validation: see :mod:`gumbel_lib._validation`.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -99,15 +100,29 @@ def _scaled_perturbed(
         high, hot = _max_and_one_hot(shifted, dim)  # max(l + g) and its one-hot
     else:
         high, hot = shifted.amax(dim, True), None
-    if validate and high.numel():
-        check_finite_max(high, logits, dim)
-    if isinstance(tau, torch.Tensor):
-        shifted.sub_(high)
-        return z.div_(tau.to(z.dtype).clamp_min(TINY[z.dtype])), hot
-    if tau == 1.0:
+    scaled = isinstance(tau, torch.Tensor) or tau != 1.0
+    if scaled:
+        shifted.sub_(high)  # a row whose maximum is NaN or infinite becomes NaN
+    if validate and not math.isfinite(_probe(shifted if scaled else None, high).item()):
+        check_finite_max(high, logits, dim)  # the exact check, only when the probe fails
+    if not scaled:
         return z, hot
-    shifted.sub_(high)
+    if isinstance(tau, torch.Tensor):
+        return z.div_(tau.to(z.dtype).clamp_min(TINY[z.dtype])), hot
     return z.div_(max(tau, TINY[z.dtype])), hot
+
+
+def _probe(shifted: torch.Tensor | None, high: torch.Tensor) -> torch.Tensor:
+    """One number that is finite when every row maximum ``high`` is (validation only).
+
+    The sum of the maxima, or, for a small shifted tensor (``z - max``, whose rows are NaN
+    exactly where the maximum is not finite), its overall ``max``: one reduction either way,
+    and PyTorch's whole-tensor ``max`` is cheaper than ``sum`` for small inputs. A huge
+    finite sum can overflow: the caller then runs the exact check.
+    """
+    if shifted is not None and 0 < shifted.numel() < 2**12:
+        return shifted.max()
+    return high.sum()
 
 
 def _straight_through_unit(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
