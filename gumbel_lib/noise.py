@@ -107,11 +107,14 @@ def log_exponential(
     """Minus Gumbel(0, 1) noise, ``-g``, in the working dtype of ``dtype`` (internal, no checks).
 
     One ``torch.rand`` draw mapped (in place) by :func:`minus_gumbel_from_uniform`, the path
-    that :func:`gumbel_from_uniform` exposes. The shape goes to ``torch.rand`` as a tuple:
-    PyTorch parses a ``torch.Size`` more slowly (about 0.4 us, a sixtieth of a small call).
+    that :func:`gumbel_from_uniform` exposes. The sizes go to ``torch.rand`` unpacked:
+    PyTorch parses them about 0.6 us faster than a ``torch.Size`` (a fortieth of a small call).
     """
     wide = working_dtype(dtype)
-    u = torch.rand(tuple(shape), generator=generator, dtype=wide, device=device)
+    if len(shape):
+        u = torch.rand(*shape, generator=generator, dtype=wide, device=device)
+    else:
+        u = torch.rand((), generator=generator, dtype=wide, device=device)
     return minus_gumbel_from_uniform(u, overwrite=True)
 
 
@@ -121,9 +124,7 @@ def log_exponential_like(x: torch.Tensor, generator: torch.Generator | None) -> 
     Not ``torch.rand_like``: it would give the same bits eagerly, but under
     ``torch.func.vmap`` it ignores ``randomness="same"`` and ``"error"``.
     """
-    wide = working_dtype(x.dtype)
-    u = torch.rand(tuple(x.shape), generator=generator, dtype=wide, device=x.device)
-    return minus_gumbel_from_uniform(u, overwrite=True)
+    return log_exponential(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 
 def standard_gumbel(
