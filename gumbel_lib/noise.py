@@ -118,15 +118,6 @@ def log_exponential(
     return minus_gumbel_from_uniform(u, overwrite=True)
 
 
-def log_exponential_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """:func:`log_exponential` of ``x``'s shape, in its working dtype, on its device (internal).
-
-    Not ``torch.rand_like``: it would give the same bits eagerly, but under
-    ``torch.func.vmap`` it ignores ``randomness="same"`` and ``"error"``.
-    """
-    return log_exponential(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-
-
 def standard_gumbel(
     shape: Sequence[int] | torch.Size,
     *,

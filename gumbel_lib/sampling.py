@@ -28,7 +28,7 @@ from gumbel_lib._validation import (
     raise_bad_logits,
     should_validate,
 )
-from gumbel_lib.noise import log_exponential_like
+from gumbel_lib.noise import log_exponential
 
 
 def perturbed(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -39,7 +39,12 @@ def perturbed(logits: torch.Tensor, generator: torch.Generator | None) -> torch.
     ``torch.func.vmap(..., randomness="same")`` can broadcast the noise, and so that
     autograd records one node whose gradient is the identity.
     """
-    return torch.sub(logits, log_exponential_like(logits, generator))
+    return torch.sub(
+        logits,
+        log_exponential(
+            logits.shape, generator=generator, dtype=logits.dtype, device=logits.device
+        ),
+    )
 
 
 def perturb(
@@ -75,7 +80,12 @@ def negated_perturb(logits: torch.Tensor, generator: torch.Generator | None) -> 
     negation of :func:`perturb`'s result, and it costs one pass over memory fewer. Out of
     place, so that ``torch.func.vmap(..., randomness="same")`` can broadcast the noise.
     """
-    return torch.sub(log_exponential_like(logits, generator), logits)
+    return torch.sub(
+        log_exponential(
+            logits.shape, generator=generator, dtype=logits.dtype, device=logits.device
+        ),
+        logits,
+    )
 
 
 def argmin_overwriting(values: torch.Tensor, low: torch.Tensor, dim: int) -> torch.Tensor:
