@@ -97,3 +97,20 @@ def test_hard_sample_gradient_is_the_soft_gradient_with_masks() -> None:
         grads.append(leaf.grad)
     assert torch.equal(grads[0], grads[1])
     assert torch.equal(grads[0][:, 3], torch.zeros(600))
+
+
+@pytest.mark.parametrize("cols", [5, 100])  # 3 x 5 probes the shifted values, 64 x 100 the maxima
+@pytest.mark.parametrize("tau", [0.5, 1.0, "tensor"])
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("bad", ["nan", "+inf", "all -inf"])
+def test_validation_probe_catches_every_bad_row(
+    cols: int, tau: object, hard: bool, bad: str
+) -> None:
+    logits = torch.randn(64 if cols == 100 else 3, cols, generator=seeded(3))
+    if bad == "all -inf":
+        logits[1] = -math.inf
+    else:
+        logits[1, 2] = math.nan if bad == "nan" else math.inf
+    t = torch.full((logits.shape[0], 1), 0.5) if tau == "tensor" else tau
+    with pytest.raises(ValueError, match="logits"):
+        gl.gumbel_softmax(logits, t, hard, generator=seeded(4))
