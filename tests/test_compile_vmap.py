@@ -137,6 +137,23 @@ def test_vmap_same_shares_one_draw(name: str) -> None:
         assert torch.equal(mapped[i], fn(BATCH[i], seeded(8)))
 
 
+def test_vmap_same_above_the_in_place_size() -> None:
+    """Large examples take perturbed()'s in-place path, except under vmap (shared noise)."""
+    from gumbel_lib.sampling import IN_PLACE_FROM
+
+    big = torch.randn(2, 300, 256, generator=seeded(9))
+    assert big[0].numel() >= IN_PLACE_FROM
+
+    def soft(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return gl.gumbel_softmax(x, 0.5, generator=gen, **OFF)
+
+    mapped = vmap(lambda x: soft(x, seeded(10)), randomness="same")(big)
+    for i in range(big.shape[0]):
+        assert torch.equal(mapped[i], soft(big[i], seeded(10)))
+    different = vmap(lambda x: soft(x, seeded(11)), randomness="different")(big)
+    assert torch.equal(different, soft(big, seeded(11)))
+
+
 def test_vmap_default_randomness_refuses_and_validation_needs_to_be_off() -> None:
     with pytest.raises(RuntimeError, match="randomness"):
         vmap(lambda x: gl.gumbel_max(x, **OFF))(BATCH)

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 import gumbel_lib as gl
 from gumbel_lib.relax import _max_and_one_hot
-from gumbel_lib.sampling import argmin_overwriting, negated_perturb
+from gumbel_lib.noise import log_exponential
+from gumbel_lib.sampling import IN_PLACE_FROM, argmin_overwriting, negated_perturb
 
 
 def tied(shape: tuple[int, ...], seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -84,6 +85,24 @@ def test_samplers_equal_their_formulas(shape: tuple[int, int], dim: int) -> None
         assert torch.equal(log_y, torch.log_softmax(scaled, dim))
         hard = gl.gumbel_softmax(logits, tau, True, dim=dim, generator=seeded(4))
         assert torch.equal(hard, torch.zeros_like(soft).scatter_(dim, first, 1.0))
+
+
+@pytest.mark.parametrize("shape", [(50, 7), (600, 128)])  # below and above IN_PLACE_FROM
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_perturb_in_place_equals_the_out_of_place_formula(
+    shape: tuple[int, int], dtype: torch.dtype
+) -> None:
+    logits = (torch.randn(shape, generator=seeded(6)) * 3).to(dtype)
+    logits[0, 0] = -math.inf
+    logits[1, :] = 1e4
+    minus_g = log_exponential(shape, generator=seeded(7), dtype=dtype, device=None)
+    expected = torch.sub(logits, minus_g)  # l - (-g), out of place
+    leaf = logits.clone().requires_grad_(True)
+    z = gl.perturb(leaf, generator=seeded(7))
+    assert (logits.numel() >= IN_PLACE_FROM) == (shape == (600, 128))
+    assert torch.equal(z.detach(), expected)
+    z.sum().backward()  # the gradient of l + g with respect to l is the identity
+    assert leaf.grad is not None and torch.equal(leaf.grad, torch.ones_like(logits))
 
 
 def test_hard_sample_gradient_is_the_soft_gradient_with_masks() -> None:
