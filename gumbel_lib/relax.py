@@ -34,7 +34,7 @@ from gumbel_lib._validation import (
     check_tau_like,
     should_validate,
 )
-from gumbel_lib.sampling import first_hit_score, perturbed
+from gumbel_lib.sampling import first_hit_score, in_place, negated_perturb, perturbed
 
 TINY = {dtype: torch.finfo(dtype).tiny for dtype in (torch.float32, torch.float64)}
 PYTORCH_EPS = 1e-10  # the default of F.gumbel_softmax's deprecated ``eps``
@@ -54,20 +54,22 @@ def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
     return hard + (soft - soft.detach())
 
 
-def _max_and_one_hot(z: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _max_and_one_hot(
+    z: torch.Tensor, dim: int, *, negated: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``max(z)`` along ``dim`` (kept) and the one-hot vector, in ``z``'s dtype, of its first
-    position.
+    position; with ``negated``, ``min(z)`` and its first position (``z`` holds ``-(l + g)``).
 
-    No branch on values: small tensors (and other devices) take the maximum and its first
-    index from one ``max`` (one reduction, not ``amax`` plus ``argmax``) and scatter; on the
-    CPU, large ones score the hits ``z == max`` by ``n - i`` and keep the best score, four
-    vectorised passes instead of PyTorch's scalar index-tracking loop.
+    No branch on values: small tensors (and other devices) take the extreme and its first
+    index from one ``max``/``min`` (one reduction, not ``amax`` plus ``argmax``) and scatter;
+    on the CPU, large ones score the hits ``z == max`` by ``n - i`` and keep the best score,
+    four vectorised passes instead of PyTorch's scalar index-tracking loop.
     """
     n = z.shape[dim]
     if z.numel() < 2**15 or n > 2**24 or z.device.type != "cpu":
-        high, first = z.max(dim, True)
+        high, first = z.min(dim, True) if negated else z.max(dim, True)
         return high, torch.zeros_like(z).scatter_(dim, first, 1.0)
-    high = z.amax(dim, True)
+    high = z.amin(dim, True) if negated else z.amax(dim, True)
     score = first_hit_score(torch.eq(z, high, out=torch.empty_like(z)), dim)
     return high, score.eq_(score.amax(dim, True))
 
@@ -94,22 +96,46 @@ def _scaled_perturbed(
     do it in place on the detached alias of the same storage; the subtraction's node saved
     no tensor that this could make stale.
     """
-    z = perturbed(logits, generator)  # l + g, in the working dtype
-    shifted = z.detach()  # same storage: in-place work on it is invisible to autograd
-    if want_one_hot:
-        high, hot = _max_and_one_hot(shifted, dim)  # max(l + g) and its one-hot
+    # Large inputs work on v = -(l + g), made in the noise's storage with no extra pass;
+    # every step below is exact under the sign change, so the result is the same bits.
+    negated = in_place(logits)
+    v = negated_perturb(logits, generator) if negated else perturbed(logits, generator)
+    shifted = v.detach()  # same storage: in-place work on it is invisible to autograd
+    if want_one_hot:  # max(l + g) (or min of v) and its one-hot
+        high, hot = _max_and_one_hot(shifted, dim, negated=negated)
     else:
-        high, hot = shifted.amax(dim, True), None
+        high, hot = (shifted.amin(dim, True) if negated else shifted.amax(dim, True)), None
     scaled = isinstance(tau, torch.Tensor) or tau != 1.0
     if scaled:
         shifted.sub_(high)  # a row whose maximum is NaN or infinite becomes NaN
     if validate and not math.isfinite(_probe(shifted if scaled else None, high).item()):
-        check_finite_max(high, logits, dim)  # the exact check, only when the probe fails
+        check_finite_max(high.neg() if negated else high, logits, dim)  # only on failure
     if not scaled:
-        return z, hot
+        return (v.neg_() if negated else v), hot
     if isinstance(tau, torch.Tensor):
-        return z.div_(tau.to(z.dtype).clamp_min(TINY[z.dtype])), hot
-    return z.div_(max(tau, TINY[z.dtype])), hot
+        divisor = tau.to(v.dtype).clamp_min(TINY[v.dtype])
+        divisor = divisor.neg() if negated else divisor
+        if divisor.requires_grad:
+            return _divide_keeping_tau_gradient_finite(v, divisor), hot
+        return v.div_(divisor), hot
+    divisor_ = max(tau, TINY[v.dtype])
+    return v.div_(-divisor_ if negated else divisor_), hot
+
+
+def _divide_keeping_tau_gradient_finite(v: torch.Tensor, divisor: torch.Tensor) -> torch.Tensor:
+    """``v / divisor`` for a ``divisor`` that needs a gradient.
+
+    Where ``v / tau**2`` overflows (a masked category, ``v = -inf``, or a finite ``v`` so
+    far below the maximum that the backward pass's ``-v / tau / tau`` does) the sample is
+    exactly 0, so is its softmax gradient, and the plain quotient's ``d/d tau`` would be
+    ``0 * inf = NaN``. There we divide a stand-in 0 and put the quotient back with ``where``:
+    the same forward bits, and those entries add exactly 0 to the temperature's gradient,
+    their true contribution (``exp(v / tau)`` underflowed to 0 long before).
+    """
+    quotient = v.detach() / divisor.detach()
+    infinite = torch.isinf(quotient / divisor.detach())
+    finite = torch.div(torch.where(infinite, torch.zeros_like(v), v), divisor)
+    return torch.where(infinite, quotient, finite)
 
 
 def _probe(shifted: torch.Tensor | None, high: torch.Tensor) -> torch.Tensor:

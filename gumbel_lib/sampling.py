@@ -46,12 +46,17 @@ def perturbed(logits: torch.Tensor, generator: torch.Generator | None) -> torch.
     minus_g = log_exponential(
         logits.shape, generator=generator, dtype=logits.dtype, device=logits.device
     )
-    if minus_g.numel() >= IN_PLACE_FROM and not torch._C._functorch.is_batchedtensor(logits):
+    if in_place(logits):
         return minus_g.sub_(logits).neg_()
     return torch.sub(logits, minus_g)
 
 
-IN_PLACE_FROM = 2**16  # entries from which perturbed() reuses the noise's storage
+IN_PLACE_FROM = 2**16  # entries from which the perturbation reuses the noise's storage
+
+
+def in_place(logits: torch.Tensor) -> bool:
+    """Whether to perturb ``logits`` in the noise's storage: large and not under vmap."""
+    return logits.numel() >= IN_PLACE_FROM and not torch._C._functorch.is_batchedtensor(logits)
 
 
 def perturb(
@@ -85,14 +90,16 @@ def negated_perturb(logits: torch.Tensor, generator: torch.Generator | None) -> 
 
     Computed as ``log(-log u) - logits``: IEEE rounding is symmetric, so this is exactly the
     negation of :func:`perturb`'s result, and it costs one pass over memory fewer. Out of
-    place, so that ``torch.func.vmap(..., randomness="same")`` can broadcast the noise.
+    place for small and vmapped inputs, so that ``torch.func.vmap(..., randomness="same")``
+    can broadcast the noise; in the noise's own storage for large ones (see
+    :func:`perturbed`).
     """
-    return torch.sub(
-        log_exponential(
-            logits.shape, generator=generator, dtype=logits.dtype, device=logits.device
-        ),
-        logits,
+    minus_g = log_exponential(
+        logits.shape, generator=generator, dtype=logits.dtype, device=logits.device
     )
+    if in_place(logits):
+        return minus_g.sub_(logits)
+    return torch.sub(minus_g, logits)
 
 
 def argmin_overwriting(values: torch.Tensor, low: torch.Tensor, dim: int) -> torch.Tensor:

@@ -222,6 +222,26 @@ def test_tensor_tau_keeps_its_gradient() -> None:
     assert grads[0] != 0 and torch.equal(grads[0], grads[1])  # hard: the soft gradient
 
 
+@pytest.mark.parametrize("cols", [4, 300])  # below and above the in-place size (200 rows)
+def test_tensor_tau_gradient_is_finite_with_masks_and_huge_logits(cols: int) -> None:
+    """The temperature's gradient was 0 * inf = NaN at masked categories (and wherever
+    x / tau**2 overflows): those entries contribute exactly 0, the rest stay exact."""
+    logits = torch.randn(200, cols, dtype=torch.float64, generator=seeded(13))
+    logits[:, 1] = -math.inf
+    logits[0, 0], logits[0, 2] = 1e300, -1e300  # (l + g - max) / tau**2 overflows float64
+    weights = torch.randn(200, cols, dtype=torch.float64, generator=seeded(14))
+    tau = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+
+    def loss(t: torch.Tensor) -> torch.Tensor:
+        return gl.gumbel_softmax(logits, t, generator=seeded(15)) * weights
+
+    (grad,) = torch.autograd.grad(loss(tau).sum(), tau)
+    assert bool(grad.isfinite()) and grad != 0
+    assert torch.autograd.gradcheck(loss, (tau,), fast_mode=True)
+    log_y = gl.relaxed_log_sample(logits, tau, generator=seeded(15))
+    assert bool(torch.isneginf(log_y[:, 1]).all())  # masked: exactly log 0, still
+
+
 def test_tensor_tau_matches_the_number() -> None:
     logits = torch.randn(5, 4, generator=seeded(13))
     as_number = gl.gumbel_softmax(logits, 0.5, generator=seeded(14))
