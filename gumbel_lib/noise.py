@@ -74,7 +74,9 @@ def minus_gumbel_from_uniform(u: torch.Tensor, *, overwrite: bool = False) -> to
     sign into a later pass.
     """
     lo, hi = uniform_bounds(u.dtype)
-    return (u.clamp_(lo, hi) if overwrite else u.clamp(lo, hi)).log_().neg_().log_()
+    # under torch.func.vmap the in-place clamp has no batching rule (a slow fallback loop)
+    in_place = overwrite and not torch._C._functorch.is_batchedtensor(u)
+    return (u.clamp_(lo, hi) if in_place else u.clamp(lo, hi)).log_().neg_().log_()
 
 
 def gumbel_from_uniform(u: torch.Tensor, *, validate_args: bool | None = None) -> torch.Tensor:

@@ -68,6 +68,8 @@ def _max_and_one_hot(
     n = z.shape[dim]
     if z.numel() < 2**15 or n > 2**24 or z.device.type != "cpu":
         high, first = z.min(dim, True) if negated else z.max(dim, True)
+        if torch._C._functorch.is_batchedtensor(z):  # vmap has no rule for scatter_ in place
+            return high, torch.zeros_like(z).scatter(dim, first, 1.0)
         return high, torch.zeros_like(z).scatter_(dim, first, 1.0)
     high = z.amin(dim, True) if negated else z.amax(dim, True)
     score = first_hit_score(torch.eq(z, high, out=torch.empty_like(z)), dim)

@@ -32,11 +32,12 @@ from torch.func import vmap
 
 import gumbel_lib as gl
 
-# the hard sample's one-hot vector is an in-place scatter (the fastest form outside vmap);
-# under vmap PyTorch 2.13 has no batching rule for it, warns, and loops over the batch
+# in-place clamp and scatter are the fastest forms outside vmap, but PyTorch 2.13 has no
+# batching rule for them (it warns and loops over the batch): the samplers switch to the
+# out-of-place forms under vmap, and this filter turns a regression into a failure
 pytestmark = [
     pytest.mark.compile,
-    pytest.mark.filterwarnings("ignore:There is a performance drop:UserWarning"),
+    pytest.mark.filterwarnings("error:There is a performance drop:UserWarning"),  # vmap fallback
 ]
 
 OFF = {"validate_args": False}
