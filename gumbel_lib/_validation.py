@@ -209,6 +209,22 @@ def check_finite_max(low: torch.Tensor, logits: torch.Tensor, dim: int) -> None:
         raise_bad_logits(logits, dim)
 
 
+def check_drawable(logits: torch.Tensor, count: int, name: str, dim: int) -> None:
+    """Under validation: every row along ``dim`` has at least ``count`` finite logits.
+
+    A ``-inf`` logit is a masked category, never drawn, so ``k`` (or ``m``) distinct draws
+    need that many finite ones in every row. A value check: one reduction and one read.
+    """
+    if not logits.numel():
+        return
+    drawable = int(torch.isfinite(logits).sum(dim).min())
+    if count > drawable:
+        raise ValueError(
+            f"{name}={count} is larger than the number of categories that can be drawn "
+            f"(at least one row has only {drawable} finite logits)"
+        )
+
+
 def raise_bad_logits(logits: torch.Tensor, dim: int, name: str = "logits") -> None:
     """Explain why ``logits`` cannot be sampled from; called only on the failure path."""
     if torch.isnan(logits).any():

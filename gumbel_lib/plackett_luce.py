@@ -20,6 +20,8 @@ import torch
 from gumbel_lib._validation import (
     check_count,
     check_dim,
+    check_drawable,
+    check_finite_max,
     check_logits,
     raise_bad_logits,
     should_validate,
@@ -161,15 +163,9 @@ def sequential_sample(
     check_logits(logits)
     dim = check_dim(dim, logits.dim())
     k = check_count(k, "k", upper=logits.shape[dim], what=f"categories along dim={dim}")
-    if should_validate(validate_args):
-        drawable = int(torch.isfinite(logits).sum(dim).min())
-        if torch.isnan(logits).any() or torch.isposinf(logits).any() or drawable == 0:
-            raise_bad_logits(logits, dim)
-        if k > drawable:
-            raise ValueError(
-                f"k={k} is larger than the number of categories that can be drawn "
-                f"(at least one row has only {drawable} finite logits)"
-            )
+    if should_validate(validate_args) and logits.numel():
+        check_finite_max(logits.amax(dim, keepdim=True), logits, dim)  # NaN, +inf, all -inf
+        check_drawable(logits, k, "k", dim)
     masked = logits.detach().movedim(dim, -1).to(working_dtype(logits.dtype))
     picks = []
     for _ in range(k):

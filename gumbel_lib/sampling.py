@@ -22,6 +22,7 @@ from gumbel_lib._validation import (
     check_categories,
     check_count,
     check_dim,
+    check_drawable,
     check_finite_max,
     check_generator,
     check_logits,
@@ -188,9 +189,5 @@ def gumbel_topk(
         if not bool(torch.isfinite(values.narrow(dim, 0, 1)).all()):
             raise_bad_logits(logits, dim)
         if bool(torch.isneginf(values.narrow(dim, k - 1, 1)).any()):
-            drawable = int(torch.isfinite(logits).sum(dim).min())
-            raise ValueError(
-                f"k={k} is larger than the number of categories that can be drawn "
-                f"(at least one row has only {drawable} finite logits)"
-            )
+            check_drawable(logits, k, "k", dim)
     return index

@@ -30,6 +30,8 @@ import torch
 from gumbel_lib._validation import (
     check_count,
     check_dim,
+    check_drawable,
+    check_finite_max,
     check_generator,
     check_logits,
     check_tau,
@@ -73,13 +75,8 @@ def m_hot(
     m = check_count(m, "m", upper=logits.shape[dim], what=f"categories along dim={dim}")
     check_generator(generator)
     validate = should_validate(validate_args)
-    if validate and logits.numel():
-        drawable = int(torch.isfinite(logits).sum(dim).min())
-        if m > drawable:
-            raise ValueError(
-                f"m={m} is larger than the number of categories that can be drawn "
-                f"(at least one row has only {drawable} finite logits)"
-            )
+    if validate:
+        check_drawable(logits, m, "m", dim)
     keys = perturb(logits, generator=generator, validate_args=False)  # w^(1) = l + g
     if validate and logits.numel() and not bool(keys.detach().amax(dim=dim).isfinite().all()):
         raise_bad_logits(logits, dim)
@@ -170,15 +167,9 @@ def m_hot_by_redraw(
     dim = check_dim(dim, logits.dim())
     m = check_count(m, "m", upper=logits.shape[dim], what=f"categories along dim={dim}")
     max_draws = check_count(max_draws, "max_draws", upper=2**31 - 1, what="allowed")
-    if should_validate(validate_args):
-        drawable = int(torch.isfinite(logits).sum(dim).min())
-        if torch.isnan(logits).any() or torch.isposinf(logits).any() or drawable == 0:
-            raise_bad_logits(logits, dim)
-        if m > drawable:
-            raise ValueError(
-                f"m={m} is larger than the number of categories that can be drawn "
-                f"(at least one row has only {drawable} finite logits)"
-            )
+    if should_validate(validate_args) and logits.numel():
+        check_finite_max(logits.amax(dim, keepdim=True), logits, dim)  # NaN, +inf, all -inf
+        check_drawable(logits, m, "m", dim)
     last = logits.movedim(dim, -1)
     rows = last.reshape(-1, last.shape[-1])
     chosen = torch.zeros(rows.shape, dtype=torch.bool, device=rows.device)

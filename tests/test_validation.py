@@ -253,3 +253,20 @@ def test_k_larger_than_drawable_is_a_value_check() -> None:
 def test_generator_must_be_a_generator() -> None:
     with pytest.raises(TypeError, match="generator"):
         gumbel_max(GOOD, generator=0)
+
+
+@pytest.mark.parametrize("name", ["sequential_sample", "m_hot_by_redraw"])
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ([math.nan, 0.0], "NaN"),
+        ([math.inf, 0.0], r"\+inf"),
+        ([-math.inf, -math.inf], "-inf for every category"),
+    ],
+)
+def test_row_by_row_samplers_refuse_bad_logits(name: str, row: list[float], message: str) -> None:
+    logits = torch.tensor([row, [0.0, 1.0]])
+    sampler = getattr(gl, name)
+    args = (1,) if name == "sequential_sample" else (1, 0.5)
+    with pytest.raises(ValueError, match=f"logits.*{message}"):
+        sampler(logits, *args, generator=seeded(0))
