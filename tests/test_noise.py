@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import scipy.stats
 import torch
 from conftest import seeded
 
 from gumbel_lib import gumbel_from_uniform, noise_bounds, sample_gumbel, truncated_tail_mass
-from gumbel_lib.noise import uniform_bounds
+from gumbel_lib.noise import NUMPY_LOG_FROM, clamped_rand, log_exponential, uniform_bounds
 from gumbel_lib.stats import dkwm_epsilon, dkwm_sample_size, dkwm_test
 
 ALPHA = 1e-6 / 2
@@ -122,3 +123,71 @@ def test_bad_arguments_name_themselves(kwargs: dict, error: type, name: str) -> 
 def test_gumbel_from_uniform_rejects_integers() -> None:
     with pytest.raises(TypeError, match="u must"):
         gumbel_from_uniform(torch.tensor([0, 1]))
+
+
+# torch.rand(256, 512, generator=seeded(84)) holds an exact 0.0 at (188, 509): a draw above
+# NUMPY_LOG_FROM, so the NumPy logarithm meets u = 0 (asserted, not assumed)
+LARGE_ZERO_SEED, LARGE_ZERO_SHAPE, LARGE_ZERO_AT = 84, (256, 512), (188, 509)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    ("seed", "shape"), [(28587, (4, 64)), (LARGE_ZERO_SEED, LARGE_ZERO_SHAPE), (5, (3, 7, 11))]
+)
+def test_clamped_rand_is_the_clamped_torch_rand(
+    dtype: torch.dtype, seed: int, shape: tuple[int, ...]
+) -> None:
+    """The one-pass CPU draw equals ``torch.rand(...).clamp_(tiny, 1 - eps/2)`` bit for bit,
+    and leaves the generator where ``torch.rand`` leaves it (seeds 28587 and 84 draw an
+    exact zero in float32: the clamp's lower bound binds)."""
+    a, b = seeded(seed), seeded(seed)
+    expected = torch.rand(shape, generator=a, dtype=dtype).clamp_(*uniform_bounds(dtype))
+    assert torch.equal(clamped_rand(shape, generator=b, dtype=dtype, device=None), expected)
+    assert torch.equal(torch.rand(9, generator=a), torch.rand(9, generator=b))
+
+
+def test_large_zero_seed_really_draws_a_zero() -> None:
+    u = torch.rand(LARGE_ZERO_SHAPE, generator=seeded(LARGE_ZERO_SEED))
+    assert u[LARGE_ZERO_AT].item() == 0.0 and u.numel() >= NUMPY_LOG_FROM
+
+
+def test_large_draws_share_the_injectable_path() -> None:
+    """Above NUMPY_LOG_FROM too, sampler noise is gumbel_from_uniform of torch.rand's draw,
+    finite where that draw is exactly zero."""
+    u = torch.rand(LARGE_ZERO_SHAPE, generator=seeded(LARGE_ZERO_SEED))
+    g = gumbel_from_uniform(u)
+    assert torch.isfinite(g).all() and g[LARGE_ZERO_AT] == noise_bounds(torch.float32)[0]
+    assert torch.equal(sample_gumbel(LARGE_ZERO_SHAPE, generator=seeded(LARGE_ZERO_SEED)), g)
+
+
+def ulp_error(values: torch.Tensor, exact: torch.Tensor) -> float:
+    """Largest error of float32 ``values`` in units of their last place, against float64."""
+    spacing = torch.from_numpy(np.spacing(values.abs().numpy())).double()
+    return float(((values.double() - exact).abs() / spacing).max())
+
+
+def test_numpy_log_is_accurate_to_four_ulp_and_pytorch_to_one() -> None:
+    """The claim of noise._log_exponential_of, on the values its logarithms see: uniforms
+    and their -log, and a sweep of every binade of float32."""
+    u = torch.rand(2**20, generator=seeded(12)).clamp_(*uniform_bounds(torch.float32))
+    x = torch.cat([u, -torch.log(u), torch.logspace(-37, 38, 10_000)])
+    exact = torch.log(x.double())
+    assert ulp_error(torch.from_numpy(np.log(x.numpy())), exact) < 4
+    assert ulp_error(torch.log(x), exact) < 1
+    # negative control: the measure sees a coarser logarithm (float16's, rounded up)
+    y = x.clamp(6e-5, 6e4)
+    assert ulp_error(torch.log(y.half()).float(), torch.log(y.double())) > 4
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_large_noise_is_the_numpy_log_of_the_same_draw(dtype: torch.dtype) -> None:
+    """Both sides of NUMPY_LOG_FROM compute log(-log u) of the same u; above it in NumPy."""
+    for shape in [(255, 256), (256, 256)]:  # just below and at the threshold
+        u = clamped_rand(shape, generator=seeded(13), dtype=dtype, device=None)
+        minus_g = log_exponential(shape, generator=seeded(13), dtype=dtype, device=None)
+        if u.numel() >= NUMPY_LOG_FROM:
+            a = u.numpy().copy()
+            expected = torch.from_numpy(np.log(-np.log(a)))
+        else:
+            expected = u.log().neg().log()
+        assert torch.equal(minus_g, expected)
