@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch.distributions import Categorical, RelaxedOneHotCategorical
@@ -60,6 +61,10 @@ def contenders(logits: torch.Tensor, gen: torch.Generator) -> dict[str, dict[str
     u = torch.rand(logits.shape, generator=gen, device=logits.device)
     u.clamp_(*gl.noise.uniform_bounds(u.dtype))
     scratch = torch.empty_like(u)
+    numpy_log = {}  # the logarithm that large CPU noise uses (gumbel_lib.noise)
+    if u.is_cpu:
+        u_np, scratch_np = u.numpy(), scratch.numpy()
+        numpy_log["log (NumPy, one pass)"] = lambda: np.log(u_np, out=scratch_np)
     off = {"validate_args": False}
 
     def fwd_bwd(sample: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], None]:
@@ -79,6 +84,7 @@ def contenders(logits: torch.Tensor, gen: torch.Generator) -> dict[str, dict[str
             ),
             "exponential draw (exponential_)": lambda: scratch.exponential_(generator=gen),
             "log (one pass)": lambda: torch.log(u, out=scratch),
+            **numpy_log,
             "negation (one pass)": lambda: torch.neg(u, out=scratch),
             "softmax": lambda: torch.softmax(logits, -1),
             "amax": lambda: logits.amax(-1),

@@ -83,14 +83,21 @@ def minus_gumbel_from_uniform(u: torch.Tensor, *, overwrite: bool = False) -> to
 def _log_exponential_of(u: torch.Tensor) -> torch.Tensor:
     """``log(-log u)`` in place, for ``u`` already in ``[tiny, 1 - eps/2]`` (internal).
 
-    Large CPU tensors (from :data:`NUMPY_LOG_FROM` entries, not under ``torch.compile``)
-    take NumPy's SIMD logarithm on the same memory: on our CPU it is three times faster than
-    PyTorch's in float32 and six times in float64. Its float32 error is below 4 ulp, against
-    PyTorch's 1 ulp (both tested in ``tests/test_noise.py``); for noise that feeds an
-    ``argmax`` or a softmax, far below anything a sample can show. Under ``torch.func.vmap``
-    the rule applies to the whole batch in memory, so a mapped draw has the same bits as
-    the unmapped call on the same batch.
+    On the CPU (not under ``torch.compile``) the three passes run in NumPy on the same
+    memory: its SIMD logarithm is three times faster than PyTorch's in float32 and six
+    times in float64 on large tensors, and on small ones it skips the thread pool that
+    PyTorch's transcendental functions enter from a hundred-odd entries (at two threads a
+    ``log`` of 640 entries costs twice as much as at one). Its float32 error is below 4
+    ulp, against PyTorch's 1 ulp (both tested in ``tests/test_noise.py``); for noise that
+    feeds an ``argmax`` or a softmax, far below anything a sample can show. Under
+    ``torch.func.vmap`` the rule applies to the whole batch in memory, so a mapped draw has
+    the same bits as the unmapped call on the same batch; under ``torch.compile`` the
+    compiler sees one opaque operation that runs the same NumPy code, so compiled noise
+    (on the eager backend, or with inductor's ``fallback_random``) has eager's bits.
     """
+    if torch.compiler.is_compiling() and u.device.type == "cpu":
+        traced: torch.Tensor = _log_exponential_op(u)
+        return traced
     a = _numpy_memory(u)
     if a is None:
         return u.log_().neg_().log_()
@@ -100,21 +107,32 @@ def _log_exponential_of(u: torch.Tensor) -> torch.Tensor:
     return u
 
 
+@torch.library.custom_op("gumbel_lib::log_exponential_of", mutates_args=())
+def _log_exponential_op(u: torch.Tensor) -> torch.Tensor:
+    """``log(-log u)`` of a CPU tensor in NumPy, out of place, as one operation that
+    ``torch.compile`` does not trace into (internal)."""
+    out = u.clone()
+    a = out.numpy()
+    np.log(a, out=a)
+    np.negative(a, out=a)
+    np.log(a, out=a)
+    return out
+
+
+@_log_exponential_op.register_fake
+def _(u: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(u)
+
+
 def _numpy_memory(u: torch.Tensor) -> np.ndarray | None:
     """The memory of ``u`` (without vmap's wrappers) as an array, where NumPy's log applies."""
-    batched = torch._C._functorch.is_batchedtensor(u)
-    if (u.numel() < NUMPY_LOG_FROM and not batched) or u.device.type != "cpu":
-        return None  # small (the common case, decided first) or not on the CPU
-    if torch.compiler.is_compiling():
+    if u.device.type != "cpu" or torch.compiler.is_compiling():
         return None
     while torch._C._functorch.is_batchedtensor(u):
         u = torch._C._functorch.get_unwrapped(u)
-    if u.numel() < NUMPY_LOG_FROM or torch._C._functorch.is_functorch_wrapped_tensor(u):
+    if torch._C._functorch.is_functorch_wrapped_tensor(u):
         return None
     return u.numpy()
-
-
-NUMPY_LOG_FROM = 2**16  # entries from which the noise's logarithms run in NumPy
 
 
 def clamped_rand(

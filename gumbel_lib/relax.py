@@ -10,7 +10,9 @@ A relaxed sample is ``y = softmax((l + g) / tau)`` with ``g`` i.i.d. Gumbel(0, 1
 Numerics: we subtract ``max(l + g)`` before dividing by ``tau``, so the scaled values are
 ``<= 0`` with one exact zero and never overflow, whatever ``tau`` and however large the
 finite logits (at ``tau = 1`` the softmax's own subtraction of the maximum does this, with
-the same bits). A positive ``tau`` too small for the working dtype (below its smallest
+the same bits, in rows of at least ``EXP_SUM_BELOW`` categories; shorter rows are
+normalised as ``exp(z) / sum(exp(z))``, which needs the subtraction: see
+``_normalised``). A positive ``tau`` too small for the working dtype (below its smallest
 normal number, where ``-tau`` would round to ``-0.0`` and ``0 / -0.0`` is NaN) is raised
 to that number: the sample is then one-hot, as it is in exact arithmetic. A ``-inf``
 logit gives ``y_i = 0`` exactly and a zero gradient. Half precision is computed in float32
@@ -227,12 +229,14 @@ def _normalised(z: torch.Tensor, dim: int, *, overwrite: bool = False) -> torch.
 class _RelaxedSample(torch.autograd.Function):
     """An eager relaxed sample as one autograd node, for small CPU inputs (internal).
 
-    The forward pass runs :func:`_scaled_perturbed` and :func:`_normalised` without
-    recording anything (the same operations, so the same bits, as the recorded path); the
-    backward pass is the Jacobian-vector product ``(g * y - y * sum(g * y)) / tau`` of
-    :doc:`The gradient </book/gradient>`, written in differentiable operations on the
-    saved output ``y``, so double backward works. One node instead of five saves about a
-    fifth of a small call (benchmarks, shape 64 x 10). A hard sample returns the one-hot
+    The forward pass computes the operations of :func:`_scaled_perturbed` (for a small
+    input) and :func:`_normalised` without recording anything (the same operations, so the
+    same bits, as the recorded path); the
+    backward pass is the chain rule ``y * (v - sum(v * y)) / tau`` of
+    :doc:`The gradient </book/gradient>` (PyTorch's ``_softmax_backward_data``, which is
+    itself differentiable, so double backward works) on the saved output ``y``. One node
+    instead of the recorded three to five makes both passes of a small call cheaper
+    (benchmarks, shape 64 x 10). A hard sample returns the one-hot
     vector and ``y`` (both outputs, so ``y`` keeps its graph); its gradient is ``y``'s.
     """
 
@@ -246,10 +250,10 @@ class _RelaxedSample(torch.autograd.Function):
         validate: bool,
         hard: bool,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        # the noise map of noise.log_exponential, inline (a small input: no NumPy)
         low = TINY[logits.dtype]
-        z = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)
-        z = z.uniform_(low, 1.0, generator=generator).log_().neg_().log_()
+        z = log_exponential(
+            logits.shape, generator=generator, dtype=logits.dtype, device=logits.device
+        )
         z = torch.sub(logits, z, out=z)  # l + g, in the noise's storage
         high, hot = _max_and_one_hot(z, dim) if hard else (z.amax(dim, True), None)
         _shift_and_check(z, high, logits, dim, validate)
