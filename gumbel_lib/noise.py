@@ -64,20 +64,24 @@ def truncated_tail_mass(dtype: torch.dtype) -> tuple[float, float]:
     return math.exp(-math.exp(-g_min)), -math.expm1(-math.exp(-g_max))
 
 
-def minus_gumbel_from_uniform(u: torch.Tensor, *, overwrite: bool = False) -> torch.Tensor:
+def minus_gumbel_from_uniform(u: torch.Tensor) -> torch.Tensor:
     """``log(-log(clamp(u, tiny, 1 - eps/2)))`` = ``-g``: the one uniform-to-Gumbel map (internal).
 
-    ``u`` must already be in its working dtype (float32 or float64). The clamp is out of
-    place unless ``overwrite`` (then ``u``, a fresh draw the caller owns, is reused and
-    returned: one allocation fewer, the same bits); the three passes after it reuse that
-    tensor. ``-log u`` is Exp(1), so the result is the log of an exponential variate: ``-g``
-    bit for bit (IEEE negation is exact). The samplers consume ``-g`` directly and fold the
-    sign into a later pass.
+    ``u`` must already be in its working dtype (float32 or float64); it is not modified
+    (the clamp is out of place, the three passes after it reuse the clamped copy). ``-log u``
+    is Exp(1), so the result is the log of an exponential variate: ``-g`` bit for bit (IEEE
+    negation is exact). The samplers draw their ``u`` with :func:`clamped_rand` and apply
+    the same passes; they consume ``-g`` directly and fold the sign into a later pass.
     """
+    return _log_exponential_of(_clamped(u, overwrite=False))
+
+
+def _clamped(u: torch.Tensor, *, overwrite: bool) -> torch.Tensor:
+    """``u`` clamped to ``uniform_bounds``, in place if ``overwrite`` and not under vmap."""
     lo, hi = uniform_bounds(u.dtype)
     # under torch.func.vmap the in-place clamp has no batching rule (a slow fallback loop)
     in_place = overwrite and not torch._C._functorch.is_batchedtensor(u)
-    return _log_exponential_of(u.clamp_(lo, hi) if in_place else u.clamp(lo, hi))
+    return u.clamp_(lo, hi) if in_place else u.clamp(lo, hi)
 
 
 def _log_exponential_of(u: torch.Tensor) -> torch.Tensor:
@@ -101,10 +105,15 @@ def _log_exponential_of(u: torch.Tensor) -> torch.Tensor:
     a = _numpy_memory(u)
     if a is None:
         return u.log_().neg_().log_()
+    _numpy_log_exponential_of(a)
+    return u
+
+
+def _numpy_log_exponential_of(a: np.ndarray) -> None:
+    """``a = log(-log a)``, in place, in NumPy's SIMD arithmetic (internal)."""
     np.log(a, out=a)
     np.negative(a, out=a)
     np.log(a, out=a)
-    return u
 
 
 @torch.library.custom_op("gumbel_lib::log_exponential_of", mutates_args=())
@@ -112,10 +121,7 @@ def _log_exponential_op(u: torch.Tensor) -> torch.Tensor:
     """``log(-log u)`` of a CPU tensor in NumPy, out of place, as one operation that
     ``torch.compile`` does not trace into (internal)."""
     out = u.clone()
-    a = out.numpy()
-    np.log(a, out=a)
-    np.negative(a, out=a)
-    np.log(a, out=a)
+    _numpy_log_exponential_of(out.numpy())
     return out
 
 
@@ -125,8 +131,9 @@ def _(u: torch.Tensor) -> torch.Tensor:
 
 
 def _numpy_memory(u: torch.Tensor) -> np.ndarray | None:
-    """The memory of ``u`` (without vmap's wrappers) as an array, where NumPy's log applies."""
-    if u.device.type != "cpu" or torch.compiler.is_compiling():
+    """The memory of ``u`` (without vmap's wrappers) as an array, where NumPy's log applies
+    (the caller has already sent ``torch.compile`` elsewhere)."""
+    if u.device.type != "cpu":
         return None
     while torch._C._functorch.is_batchedtensor(u):
         u = torch._C._functorch.get_unwrapped(u)
@@ -150,10 +157,9 @@ def clamped_rand(
     from the same random bits) and returns ``u * (1 - tiny) + tiny``, where ``1 - tiny``
     rounds to 1 and ``u + tiny`` rounds to ``u`` unless ``u = 0``, which becomes ``tiny``:
     the clamp's lower bound. Its upper bound ``1 - eps/2`` is ``torch.rand``'s largest
-    value, so it never binds. ``tests/test_nan_holes.py`` checks the equality, at a seed
+    value, so it never binds. ``tests/test_noise.py`` checks the equality, at a seed
     where ``torch.rand`` returns an exact zero among others.
     """
-    lo, hi = uniform_bounds(dtype)
     if len(shape):  # unpacked sizes parse faster than a torch.Size
         u = torch.empty(*shape, dtype=dtype, device=device)
     else:
@@ -163,10 +169,10 @@ def clamped_rand(
         and torch._C._functorch.maybe_current_level() is None
         and not torch.compiler.is_compiling()
     ):
-        return u.uniform_(lo, 1.0, generator=generator)
-    u = torch.rand(u.shape, generator=generator, dtype=dtype, device=device)
-    # under torch.func.vmap the in-place clamp has no batching rule (a slow fallback loop)
-    return u.clamp(lo, hi) if torch._C._functorch.is_batchedtensor(u) else u.clamp_(lo, hi)
+        return u.uniform_(uniform_bounds(dtype)[0], 1.0, generator=generator)
+    return _clamped(
+        torch.rand(u.shape, generator=generator, dtype=dtype, device=device), overwrite=True
+    )
 
 
 def gumbel_from_uniform(u: torch.Tensor, *, validate_args: bool | None = None) -> torch.Tensor:

@@ -38,7 +38,13 @@ from gumbel_lib._validation import (
     should_validate,
 )
 from gumbel_lib.noise import log_exponential
-from gumbel_lib.sampling import IN_PLACE_FROM, first_hit_score, in_place
+from gumbel_lib.sampling import (
+    IN_PLACE_FROM,
+    first_hit_score,
+    in_place,
+    negated_perturb,
+    perturbed,
+)
 
 TINY = {dtype: torch.finfo(dtype).tiny for dtype in (torch.float32, torch.float64)}
 PYTORCH_EPS = 1e-10  # the default of F.gumbel_softmax's deprecated ``eps``
@@ -108,11 +114,7 @@ def _scaled_perturbed(
     # Large inputs work on v = -(l + g), made in the noise's storage with no extra pass;
     # every step below is exact under the sign change, so the result is the same bits.
     negated = in_place(logits)
-    minus_g = log_exponential(
-        logits.shape, generator=generator, dtype=logits.dtype, device=logits.device
-    )
-    # v = -(l + g) as (-g) - l in the noise's storage, or l + g as l - (-g): exact either way
-    v = minus_g.sub_(logits) if negated else torch.sub(logits, minus_g)
+    v = negated_perturb(logits, generator) if negated else perturbed(logits, generator)
     shifted = v.detach()  # same storage: in-place work on it is invisible to autograd
     if want_one_hot:  # max(l + g) (or min of v) and its one-hot
         high, hot = _max_and_one_hot(shifted, dim, negated=negated)
