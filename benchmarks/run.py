@@ -7,10 +7,15 @@
     python -m benchmarks.run --device cuda        # on a GPU: speed-cuda.json
 
 For every shape and every thread count (1 and 2 by default), each round times each
-contender once, in a fixed order, so slow drifts of the machine (other processes,
-frequency scaling) hit all contenders alike. Our functions run twice per round, with the
-default settings (validation on) and with ``validate_args=False``. For each contender we
-report the median and the interquartile range of its times over the rounds; for each
+contender once, so slow drifts of the machine (other processes, frequency scaling) hit all
+contenders alike. Within a group the order rotates from round to round: the first
+contender of a group runs on caches that the previous group filled with its own code and
+data, and on small tensors that costs it several microseconds, so a fixed order would
+charge the same contender every time (it was ours: 3 to 5 us of a 40 us call at 64 x 10).
+With ``rounds`` a multiple of every group's size (24 by default: the groups have 3 or 4
+contenders) every contender is first equally often. Our functions run twice per round,
+with the default settings (validation on) and with ``validate_args=False``. For each
+contender we report the median and the interquartile range of its times over the rounds; for each
 comparison, the median and quartiles of the per-round ratio (theirs / ours, or ours /
 floor), a paired statistic that cancels most of the drift. Small shapes repeat each call
 in a loop inside its timing so that one timing lasts about a millisecond. The relaxed
@@ -186,13 +191,16 @@ def time_groups(logits: torch.Tensor, gen: torch.Generator, rounds: int, inner: 
             call()
     sync()
     samples: dict[tuple[str, str], list[float]] = {(g, n): [] for g, n, _ in flat}
-    for _ in range(rounds):
-        for group, name, call in flat:
-            start = time.perf_counter()
-            for _ in range(inner):
-                call()
-            sync()
-            samples[(group, name)].append((time.perf_counter() - start) * 1e3 / inner)
+    for r in range(rounds):
+        for group, calls in groups.items():
+            names = list(calls)
+            for name in names[r % len(names) :] + names[: r % len(names)]:  # rotated
+                call = calls[name]
+                start = time.perf_counter()
+                for _ in range(inner):
+                    call()
+                sync()
+                samples[(group, name)].append((time.perf_counter() - start) * 1e3 / inner)
     result: dict[str, dict] = {}
     for (group, name), times in samples.items():
         q = quartiles(times)
@@ -345,7 +353,7 @@ def main(argv: list[str] | None = None) -> Path:
         return args.show
     device = torch.device(args.device) if args.device else gl.default_device()
     shapes = SMOKE_SHAPES if args.smoke else FULL_SHAPES
-    rounds = args.rounds or (3 if args.smoke else 15)
+    rounds = args.rounds or (3 if args.smoke else 24)
     if rounds < 3:
         parser.error("--rounds must be at least 3 (quartiles need them)")
     threads = args.threads or ([1] if args.smoke else THREADS)

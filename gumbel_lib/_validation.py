@@ -73,7 +73,7 @@ def should_validate(validate_args: bool | None) -> bool:
 
 
 def check_logits(logits: object, name: str = "logits") -> torch.Tensor:
-    """A floating-point tensor of rank at least 1 (structural: reads no values)."""
+    """A dense floating-point tensor of rank at least 1 (structural: reads no values)."""
     if type(logits) is not torch.Tensor and not isinstance(logits, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(logits).__name__}")
     if not logits.dtype.is_floating_point:
@@ -83,6 +83,11 @@ def check_logits(logits: object, name: str = "logits") -> torch.Tensor:
         )
     if logits.dim() == 0:
         raise ValueError(f"{name} must have at least one dimension, got a rank-0 tensor")
+    if logits.layout is not torch.strided:
+        raise TypeError(
+            f"{name} must be a dense (strided) tensor, got layout {logits.layout}; "
+            f"convert with {name}.to_dense()"
+        )
     return logits
 
 

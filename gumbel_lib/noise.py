@@ -164,11 +164,7 @@ def clamped_rand(
         u = torch.empty(*shape, dtype=dtype, device=device)
     else:
         u = torch.empty((), dtype=dtype, device=device)
-    if (
-        u.device.type == "cpu"
-        and torch._C._functorch.maybe_current_level() is None
-        and not torch.compiler.is_compiling()
-    ):
+    if u.device.type == "cpu" and eager():
         return u.uniform_(uniform_bounds(dtype)[0], 1.0, generator=generator)
     return _clamped(
         torch.rand(u.shape, generator=generator, dtype=dtype, device=device), overwrite=True
@@ -209,9 +205,50 @@ def log_exponential(
     :func:`gumbel_from_uniform` exposes) applied to ``torch.rand`` at the same generator
     state.
     """
+    dtype = working_dtype(dtype)
+    # device None means the default device, which can be set to a GPU: the general path
+    if device is not None and torch.device(device).type == "cpu" and eager():
+        return eager_cpu_log_exponential(shape, generator, dtype)
     return _log_exponential_of(
-        clamped_rand(shape, generator=generator, dtype=working_dtype(dtype), device=device)
+        clamped_rand(shape, generator=generator, dtype=dtype, device=device)
     )
+
+
+CPU = torch.device("cpu")
+
+
+def eager() -> bool:
+    """Whether we run in plain eager mode: not traced by ``torch.compile``, not inside a
+    ``torch.func`` transform such as ``vmap`` (internal)."""
+    return torch._C._functorch.maybe_current_level() is None and not torch.compiler.is_compiling()
+
+
+def eager_cpu_log_exponential(
+    shape: Sequence[int] | torch.Size, generator: torch.Generator | None, dtype: torch.dtype
+) -> torch.Tensor:
+    """:func:`log_exponential` on the CPU in :func:`eager` mode, for a float32 or float64
+    ``dtype``, without its dispatch (internal; the caller has checked all three).
+
+    The same operations, so the same bits: the ``uniform_(tiny, 1)`` draw of
+    :func:`clamped_rand` into a fresh contiguous tensor and NumPy's three passes over its
+    memory. Small samplers call it directly: each check it skips costs a sizeable share of a
+    call on a few hundred entries.
+    """
+    # unpacked sizes parse faster than a torch.Size
+    u = (
+        torch.empty(*shape, dtype=dtype, device=CPU)
+        if shape
+        else torch.empty((), dtype=dtype, device=CPU)
+    )
+    u.uniform_(_TINY[dtype], 1.0, generator=generator)
+    a = u.numpy()  # the three passes of _numpy_log_exponential_of, one call fewer
+    np.log(a, out=a)
+    np.negative(a, out=a)
+    np.log(a, out=a)
+    return u
+
+
+_TINY = {dtype: torch.finfo(dtype).tiny for dtype in (torch.float32, torch.float64)}
 
 
 def standard_gumbel(

@@ -11,18 +11,18 @@ Numerics: we subtract ``max(l + g)`` before dividing by ``tau``, so the scaled v
 ``<= 0`` with one exact zero and never overflow, whatever ``tau`` and however large the
 finite logits (at ``tau = 1`` the softmax's own subtraction of the maximum does this, with
 the same bits, in rows of at least ``EXP_SUM_BELOW`` categories; shorter rows are
-normalised as ``exp(z) / sum(exp(z))``, which needs the subtraction: see
-``_normalised``). A positive ``tau`` too small for the working dtype (below its smallest
-normal number, where ``-tau`` would round to ``-0.0`` and ``0 / -0.0`` is NaN) is raised
-to that number: the sample is then one-hot, as it is in exact arithmetic. A ``-inf``
-logit gives ``y_i = 0`` exactly and a zero gradient. Half precision is computed in float32
-and cast at the end. No Python branch reads a tensor value outside the (optional)
-validation: see :mod:`gumbel_lib._validation`.
+normalised as ``exp(z) / sum(exp(z))``, which needs the subtraction: see ``normalised``
+in :mod:`gumbel_lib.relax_small`). A positive ``tau`` too small for the working
+dtype (below its smallest normal number, where ``-tau`` would round to ``-0.0`` and
+``0 / -0.0`` is NaN) is raised to that number: the sample is then one-hot, as it is in
+exact arithmetic. A ``-inf`` logit gives ``y_i = 0`` exactly and a zero gradient. Half
+precision is computed in float32 and cast at the end. No Python branch reads a tensor
+value outside the (optional) validation: see :mod:`gumbel_lib._validation`. Small eager
+samples take the lean path of :mod:`gumbel_lib.relax_small`, with the same bits.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 
@@ -37,17 +37,17 @@ from gumbel_lib._validation import (
     check_tau_like,
     should_validate,
 )
-from gumbel_lib.noise import log_exponential
-from gumbel_lib.sampling import (
-    IN_PLACE_FROM,
-    first_hit_score,
-    in_place,
-    negated_perturb,
-    perturbed,
+from gumbel_lib.relax_small import (
+    EXP_SUM_BELOW,
+    PYTORCH_EPS,
+    TINY,
+    cpu_scalar,
+    lean,
+    lean_sample,
+    normalised,
+    shift_and_check,
 )
-
-TINY = {dtype: torch.finfo(dtype).tiny for dtype in (torch.float32, torch.float64)}
-PYTORCH_EPS = 1e-10  # the default of F.gumbel_softmax's deprecated ``eps``
+from gumbel_lib.sampling import first_hit_score, in_place, negated_perturb, perturbed
 
 
 def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
@@ -102,9 +102,9 @@ def _scaled_perturbed(
     and ``log_softmax`` subtract the row maximum on their own, and since
     ``max((l + g) - m) == 0`` exactly, our subtraction would change no bit of their result.
     Either way no value that reaches them overflows. With ``shift_always`` we subtract the
-    maximum at ``tau == 1`` too (for :func:`_normalised`, whose ``exp`` needs it). The
-    one-hot vector of ``argmax(l + g)`` (first maximum) comes only when asked for, from the
-    same reduction as the maximum.
+    maximum at ``tau == 1`` too (for ``normalised``, whose ``exp`` needs it). The one-hot
+    vector of ``argmax(l + g)`` (first maximum) comes only when asked for, from the same
+    reduction as the maximum.
 
     Autograd sees two nodes, as in ``F.gumbel_softmax``: ``l - (-g)`` (gradient identity)
     and the division. Subtracting the (constant) maximum also has gradient identity, so we
@@ -123,7 +123,7 @@ def _scaled_perturbed(
     scaled = isinstance(tau, torch.Tensor) or tau != 1.0
     shift = scaled or shift_always
     if shift:
-        _shift_and_check(shifted, high, logits, dim, validate, negated)
+        shift_and_check(shifted, high, logits, dim, validate, negated)
     elif validate and not math.isfinite(high.sum().item()):
         check_finite_max(high.neg() if negated else high, logits, dim)  # only on failure
     if not scaled:
@@ -138,41 +138,8 @@ def _scaled_perturbed(
     if negated:  # large: in the noise's storage
         return v.div_(-divisor_), hot
     if v.device.type == "cpu" and not torch.compiler.is_compiling():
-        return torch.div(v, _cpu_scalar(divisor_, v.dtype)), hot
+        return torch.div(v, cpu_scalar(divisor_, v.dtype)), hot
     return torch.div(v, divisor_), hot
-
-
-@functools.lru_cache(maxsize=256)
-def _cpu_scalar(value: float, dtype: torch.dtype) -> torch.Tensor:
-    """``value`` as a 0-dim CPU tensor of ``dtype``, made once (internal).
-
-    Dividing by it gives the same bits as dividing by the Python number (which PyTorch
-    converts to ``dtype`` too), but PyTorch no longer wraps and converts the number on
-    every call and again in the backward pass: about 1.5 us of a 25 us sample at 64 x 10.
-    Made outside inference mode, so that autograd may save it.
-    """
-    with torch.inference_mode(False):
-        return torch.tensor(value, dtype=dtype, device="cpu")
-
-
-def _shift_and_check(
-    z: torch.Tensor,
-    high: torch.Tensor,
-    logits: torch.Tensor,
-    dim: int,
-    validate: bool,
-    negated: bool = False,
-) -> None:
-    """``z -= high`` in place (``high``: the row maxima of ``z``, or minima if ``negated``);
-    under validation, check that every row's extreme was finite (internal).
-
-    A row whose extreme is NaN or infinite becomes NaN, so one read suffices: for a small
-    ``z`` its overall ``max`` (cheaper than a sum there), else the sum of ``high`` (a huge
-    finite sum can overflow: then the exact check runs and passes).
-    """
-    z.sub_(high)
-    if validate and not math.isfinite((z.max() if 0 < z.numel() < 2**12 else high.sum()).item()):
-        check_finite_max(high.neg() if negated else high, logits, dim)  # only on failure
 
 
 def _divide_keeping_tau_gradient_finite(v: torch.Tensor, divisor: torch.Tensor) -> torch.Tensor:
@@ -203,100 +170,27 @@ def _straight_through_unit(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tens
     return soft + hard.sub_(soft.detach())
 
 
-EXP_SUM_BELOW = 32  # categories below which a sample is normalised as exp(z) / sum(exp(z))
-
-
-def _normalised(z: torch.Tensor, dim: int, *, overwrite: bool = False) -> torch.Tensor:
-    """``softmax(z)`` along ``dim``, for ``z`` whose row maxima are exactly 0 (internal).
-
-    Below :data:`EXP_SUM_BELOW` categories we compute ``e / sum(e)`` with ``e = exp(z)``
-    (``overwrite``: in ``z``'s storage): PyTorch's CPU softmax along a last dimension that
-    short is a scalar loop, twenty times slower than these three vectorised passes at ten
-    categories (the benchmark's ``softmax`` component row against ``exp``). With ``z <= 0``
-    and a zero in every row, ``e`` lies in ``[0, 1]`` and its sum in ``[1, n]``: nothing
-    overflows or underflows to a zero sum, and the result is as accurate as PyTorch's
-    (``tests/test_fast_paths.py`` bounds both against float64). Wider rows keep
-    ``torch.softmax``. The rule depends on the shape only, so every path (eager, autograd
-    node, ``vmap``, ``torch.compile``) normalises a given sample the same way.
-    """
-    if z.shape[dim] >= EXP_SUM_BELOW:
-        return torch.softmax(z, dim)
-    if overwrite:
-        e = z.exp_()
-        return e.div_(e.sum(dim, True))
-    e = z.exp()
-    return e / e.sum(dim, True)
-
-
-class _RelaxedSample(torch.autograd.Function):
-    """An eager relaxed sample as one autograd node, for small CPU inputs (internal).
-
-    The forward pass computes the operations of :func:`_scaled_perturbed` (for a small
-    input) and :func:`_normalised` without recording anything (the same operations, so the
-    same bits, as the recorded path); the
-    backward pass is the chain rule ``y * (v - sum(v * y)) / tau`` of
-    :doc:`The gradient </book/gradient>` (PyTorch's ``_softmax_backward_data``, which is
-    itself differentiable, so double backward works) on the saved output ``y``. One node
-    instead of the recorded three to five makes both passes of a small call cheaper
-    (benchmarks, shape 64 x 10). A hard sample returns the one-hot
-    vector and ``y`` (both outputs, so ``y`` keeps its graph); its gradient is ``y``'s.
-    """
-
-    @staticmethod
-    def forward(
-        ctx: torch.autograd.function.FunctionCtx,
-        logits: torch.Tensor,
-        tau: float,
-        dim: int,
-        generator: torch.Generator | None,
-        validate: bool,
-        hard: bool,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        low = TINY[logits.dtype]
-        z = log_exponential(
-            logits.shape, generator=generator, dtype=logits.dtype, device=logits.device
-        )
-        z = torch.sub(logits, z, out=z)  # l + g, in the noise's storage
-        high, hot = _max_and_one_hot(z, dim) if hard else (z.amax(dim, True), None)
-        _shift_and_check(z, high, logits, dim, validate)
-        divisor = _cpu_scalar(max(tau, low), z.dtype)
-        soft = _normalised(z.div_(divisor), dim, overwrite=True)
-        ctx.save_for_backward(soft)
-        ctx.dim, ctx.divisor = dim, divisor  # type: ignore[attr-defined]
-        if hot is None:
-            return soft
-        ctx.set_materialize_grads(False)
-        return hot, soft
-
-    @staticmethod
-    def backward(
-        ctx: torch.autograd.function.FunctionCtx, *grads: torch.Tensor | None
-    ) -> tuple[torch.Tensor | None, None, None, None, None, None]:
-        grad = grads[0]
-        if len(grads) == 2 and grads[1] is not None:  # hard: the one-hot output, then y
-            grad = grads[1] if grad is None else grad + grads[1]
-        if grad is None:
-            return None, None, None, None, None, None
-        (y,) = ctx.saved_tensors  # type: ignore[attr-defined]
-        dim, divisor = ctx.dim, ctx.divisor  # type: ignore[attr-defined]
-        grad_logits = torch._softmax_backward_data(grad, y, dim, y.dtype).div_(divisor)
-        return grad_logits, None, None, None, None, None
-
-
-def _one_node(logits: torch.Tensor, tau: float | torch.Tensor) -> bool:
-    """Whether :class:`_RelaxedSample` computes this sample: a small float32 or float64 CPU
-    input that needs a gradient, a Python-number ``tau``, eager mode (not under
-    ``torch.compile`` or a ``torch.func`` transform, which need the recorded path)."""
-    return (
-        logits.requires_grad
-        and type(tau) is float
-        and logits.is_cpu
-        and logits.numel() < IN_PLACE_FROM
-        and logits.dtype in TINY
-        and torch.is_grad_enabled()
-        and torch._C._functorch.maybe_current_level() is None
-        and not torch.compiler.is_compiling()
-    )
+def _check_arguments(
+    logits: torch.Tensor,
+    tau: float | torch.Tensor,
+    hard: object,
+    eps: object,
+    dim: object,
+    generator: object,
+    validate: bool,
+) -> tuple[float | torch.Tensor, int]:
+    """:func:`gumbel_softmax`'s structural checks (and ``tau``'s values under validation);
+    the checked ``tau`` and the non-negative ``dim`` (internal)."""
+    check_logits(logits)
+    tau = check_tau_like(tau, logits, validate)
+    if not isinstance(hard, bool):
+        raise TypeError(f"hard must be a bool, got {type(hard).__name__}")
+    if eps != PYTORCH_EPS:
+        warnings.warn("`eps` parameter is deprecated and has no effect.", stacklevel=3)
+    dim = check_dim(dim, logits.dim())
+    check_categories(logits.shape, dim)
+    check_generator(generator)
+    return tau, dim
 
 
 def gumbel_softmax(
@@ -326,22 +220,18 @@ def gumbel_softmax(
     True
     """
     validate = should_validate(validate_args)
-    check_logits(logits)
-    tau = check_tau_like(tau, logits, validate)
-    if not isinstance(hard, bool):
-        raise TypeError(f"hard must be a bool, got {type(hard).__name__}")
-    if eps != PYTORCH_EPS:
-        warnings.warn("`eps` parameter is deprecated and has no effect.", stacklevel=2)
-    dim = check_dim(dim, logits.dim())
-    check_categories(logits.shape, dim)
-    check_generator(generator)
-    if _one_node(logits, tau):
-        out = _RelaxedSample.apply(logits, tau, dim, generator, validate, hard)
-        sample: torch.Tensor = out[0] if hard else out
-        return sample
+    if lean(logits, tau, hard, eps, dim):
+        try:
+            return lean_sample(logits, tau, hard, dim, generator, validate)  # type: ignore[arg-type]
+        except (IndexError, TypeError):  # a bad dim or generator: the checks name it
+            _check_arguments(logits, tau, hard, eps, dim, generator, validate)
+            raise
+    tau, dim = _check_arguments(logits, tau, hard, eps, dim, generator, validate)
+    if lean(logits, tau, hard, PYTORCH_EPS, dim):  # e.g. an int tau, now a float
+        return lean_sample(logits, tau, hard, dim, generator, validate)  # type: ignore[arg-type]
     short = logits.shape[dim] < EXP_SUM_BELOW
     z, one_hot = _scaled_perturbed(logits, tau, dim, generator, validate, hard, short)
-    soft = _normalised(z, dim)
+    soft = normalised(z, dim)
     if one_hot is not None:
         soft = _straight_through_unit(one_hot, soft)
     return soft if soft.dtype == logits.dtype else soft.to(logits.dtype)

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 import gumbel_lib as gl
 from gumbel_lib.noise import log_exponential
-from gumbel_lib.relax import EXP_SUM_BELOW, _max_and_one_hot, _normalised
+from gumbel_lib.relax import _max_and_one_hot
+from gumbel_lib.relax_small import EXP_SUM_BELOW
+from gumbel_lib.relax_small import normalised as library_normalised
 from gumbel_lib.sampling import IN_PLACE_FROM, argmin_overwriting, negated_perturb
 
 
@@ -94,7 +96,7 @@ def test_exp_sum_normalisation_is_as_accurate_as_torch_softmax(n: int) -> None:
         relative = (y.double() - exact).abs() / exact / torch.finfo(torch.float32).eps
         return float(relative[normal].max())
 
-    ours, theirs = worst(_normalised(z.clone(), -1)), worst(torch.softmax(z, -1))
+    ours, theirs = worst(library_normalised(z.clone(), -1)), worst(torch.softmax(z, -1))
     assert ours <= 1.5 + (n - 1) / 2 and ours <= theirs + 1
     if n > 1:  # negative control: a sum that drops a term is far outside the bound
         e = z.exp()
@@ -205,13 +207,16 @@ def test_hard_sample_gradient_is_the_soft_gradient_with_masks() -> None:
     assert torch.equal(grads[0][:, 3], torch.zeros(600))
 
 
-# 3 x 5 probes the shifted values, 64 x 100 the maxima, 64 x 1200 the maxima of -(l + g)
+# The probe each case reads: 3 x 5, a lean sample, the row sums of exp(z) (a hard one
+# without a gradient, the row maxima); 64 x 100, lean with wide rows, the row maxima;
+# 64 x 1200, the recorded path, the maxima of -(l + g); a tensor tau, the recorded path.
 @pytest.mark.parametrize("cols", [5, 100, 1200])
 @pytest.mark.parametrize("tau", [0.5, 1.0, "tensor"])
 @pytest.mark.parametrize("hard", [False, True])
 @pytest.mark.parametrize("bad", ["nan", "+inf", "all -inf"])
+@pytest.mark.parametrize("grad", [False, True])
 def test_validation_probe_catches_every_bad_row(
-    cols: int, tau: object, hard: bool, bad: str
+    cols: int, tau: object, hard: bool, bad: str, grad: bool
 ) -> None:
     logits = torch.randn(3 if cols == 5 else 64, cols, generator=seeded(3))
     if bad == "all -inf":
@@ -220,4 +225,4 @@ def test_validation_probe_catches_every_bad_row(
         logits[1, 2] = math.nan if bad == "nan" else math.inf
     t = torch.full((logits.shape[0], 1), 0.5) if tau == "tensor" else tau
     with pytest.raises(ValueError, match="logits"):
-        gl.gumbel_softmax(logits, t, hard, generator=seeded(4))
+        gl.gumbel_softmax(logits.requires_grad_(grad), t, hard, generator=seeded(4))

@@ -126,6 +126,13 @@ def test_rank_zero_logits(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_sparse_logits(name: str) -> None:
+    """Sparse logits were refused by a bare RuntimeError in some samplers, sampled in others."""
+    with pytest.raises(TypeError, match="logits must be a dense"):
+        call(name, torch.tensor([[0.1, 0.2, 0.0]]).to_sparse())
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_not_a_tensor(name: str) -> None:
     with pytest.raises(TypeError, match="logits must be a torch.Tensor"):
         call(name, [[0.1, 0.2]])
