@@ -8,12 +8,14 @@
 
 For every shape and every thread count (1 and 2 by default), each round times each
 contender once, so slow drifts of the machine (other processes, frequency scaling) hit all
-contenders alike. Within a group the order rotates from round to round: the first
-contender of a group runs on caches that the previous group filled with its own code and
-data, and on small tensors that costs it several microseconds, so a fixed order would
-charge the same contender every time (it was ours: 3 to 5 us of a 40 us call at 64 x 10).
-With ``rounds`` a multiple of every group's size (24 by default: the groups have 3 or 4
-contenders) every contender is first equally often. Our functions run twice per round,
+contenders alike. Within a group the order changes from round to round, along the rows
+of a Williams design (``williams_order``): each contender runs on caches that the one
+before it filled with its own code and data, and on small tensors that costs several
+microseconds, so a fixed order would charge the same contender every time (it was ours:
+3 to 5 us of a 40 us call at 64 x 10), and so would a plain rotation, which always puts a
+contender after the same neighbour. With ``rounds`` a multiple of the design's length (24
+by default: the groups have 3 or 4 contenders, designs of 6 and 4 rows) every contender is
+first, and follows every other, equally often. Our functions run twice per round,
 with the default settings (validation on) and with ``validate_args=False``. For each
 contender we report the median and the interquartile range of its times over the rounds; for each
 comparison, the median and quartiles of the per-round ratio (theirs / ours, or ours /
@@ -181,6 +183,27 @@ def repeats(logits: torch.Tensor, smoke: bool) -> int:
     return max(1, min(200, 40_000 // max(1, logits.numel())))
 
 
+def williams_order(n: int, r: int) -> list[int]:
+    """Round ``r``'s order of ``n`` contenders: row ``r`` of a Williams design (cyclically).
+
+    Its rows are the orders ``(c + s_j) mod n`` for ``c = 0, ..., n - 1``, with
+    ``s = 0, 1, n - 1, 2, n - 2, ...``, and for odd ``n`` the same orders reversed. Over its
+    ``n`` rows (``2n`` for odd ``n``) every contender is first equally often and *follows
+    every other one equally often*: a cyclic rotation balances the first place but always
+    puts a contender after the same neighbour, which then charges it for the caches it
+    leaves behind (Williams, 1949, "Experimental designs balanced for the estimation of
+    residual effects of treatments").
+
+    >>> [williams_order(4, r) for r in range(4)]
+    [[0, 1, 3, 2], [1, 2, 0, 3], [2, 3, 1, 0], [3, 0, 2, 1]]
+    """
+    steps = [0] + [(j + 1) // 2 if j % 2 else n - j // 2 for j in range(1, n)]
+    rows = n if n % 2 == 0 else 2 * n
+    row = r % rows
+    order = [(row % n + step) % n for step in steps]
+    return order if row < n else order[::-1]
+
+
 def time_groups(logits: torch.Tensor, gen: torch.Generator, rounds: int, inner: int) -> dict:
     """Per group and contender: median, quartiles and every round's time per call, in ms."""
     groups = contenders(logits, gen)
@@ -194,7 +217,7 @@ def time_groups(logits: torch.Tensor, gen: torch.Generator, rounds: int, inner: 
     for r in range(rounds):
         for group, calls in groups.items():
             names = list(calls)
-            for name in names[r % len(names) :] + names[: r % len(names)]:  # rotated
+            for name in (names[i] for i in williams_order(len(names), r)):
                 call = calls[name]
                 start = time.perf_counter()
                 for _ in range(inner):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,17 @@ def test_estimators_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     for name in estimators.ESTIMATORS:
         assert report.count(f"{name} ") >= 2  # in the study table and in the cost table
     assert "/ relaxed" in report and "softplus" in report
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 10])
+def test_williams_order_balances_first_places_and_neighbours(n: int) -> None:
+    """Over one design every contender is first equally often and follows every other one
+    equally often; a plain rotation fails the second property (negative control)."""
+    rows = [run.williams_order(n, r) for r in range(n if n % 2 == 0 else 2 * n)]
+    assert all(sorted(row) == list(range(n)) for row in rows)
+    assert len(set(Counter(row[0] for row in rows).values())) == 1
+    pairs = Counter((row[i - 1], row[i]) for row in rows for i in range(1, n))
+    assert len(pairs) == n * (n - 1) and len(set(pairs.values())) <= 1
+    rotation = [[(r + i) % n for i in range(n)] for r in range(n)]
+    rotated_pairs = Counter((row[i - 1], row[i]) for row in rotation for i in range(1, n))
+    assert n < 3 or len(rotated_pairs) < n * (n - 1)
