@@ -88,13 +88,16 @@ def _log_exponential_of(u: torch.Tensor) -> torch.Tensor:
     """``log(-log u)`` in place, for ``u`` already in ``[tiny, 1 - eps/2]`` (internal).
 
     On the CPU (not under ``torch.compile``) the three passes run in NumPy on the same
-    memory: its SIMD logarithm is three times faster than PyTorch's in float32 and six
-    times in float64 on large tensors, and on small ones it skips the thread pool that
-    PyTorch's transcendental functions enter from a hundred-odd entries (at two threads a
-    ``log`` of 640 entries costs twice as much as at one). Its float32 error is below 4
-    ulp, against PyTorch's 1 ulp (both tested in ``tests/test_noise.py``); for noise that
-    feeds an ``argmax`` or a softmax, far below anything a sample can show. Under
-    ``torch.func.vmap`` the rule applies to the whole batch in memory, so a mapped draw has
+    memory. On small tensors its SIMD logarithm skips the thread pool that PyTorch's
+    transcendental functions (Intel's MKL) enter from a hundred-odd entries: at two threads
+    a ``log`` of 640 entries costs twice as much as at one. On large tensors which of the
+    two is faster depends on the processor: NumPy's was three times faster in float32 on
+    the AMD EPYC of our first measurements, PyTorch's a tenth faster at one thread (and
+    twice as fast at two) on an Intel Xeon with AVX-512 (:doc:`Numerics and performance
+    </book/numerics-performance>` reports the machine of the current run). Its float32
+    error is below 4 ulp, against PyTorch's 1 ulp (both tested in ``tests/test_noise.py``);
+    for noise that feeds an ``argmax`` or a softmax, far below anything a sample can show.
+    Under ``torch.func.vmap`` the rule applies to the whole batch in memory, so a mapped draw has
     the same bits as the unmapped call on the same batch; under ``torch.compile`` the
     compiler sees one opaque operation that runs the same NumPy code, so compiled noise
     (on the eager backend, or with inductor's ``fallback_random``) has eager's bits.
