@@ -243,15 +243,13 @@ def eager_cpu_log_exponential(
         if shape
         else torch.empty((), dtype=dtype, device=CPU)
     )
-    u.uniform_(_TINY[dtype], 1.0, generator=generator)
-    a = u.numpy()  # the three passes of _numpy_log_exponential_of, one call fewer
-    np.log(a, out=a)
-    np.negative(a, out=a)
-    np.log(a, out=a)
+    u.uniform_(TINY[dtype], 1.0, generator=generator)
+    _numpy_log_exponential_of(u.numpy())
     return u
 
 
-_TINY = {dtype: torch.finfo(dtype).tiny for dtype in (torch.float32, torch.float64)}
+# the smallest normal number of each working dtype: uniform_bounds' lower end, as a dict
+TINY = {dtype: torch.finfo(dtype).tiny for dtype in (torch.float32, torch.float64)}
 
 
 def standard_gumbel(

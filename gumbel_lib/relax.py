@@ -37,10 +37,10 @@ from gumbel_lib._validation import (
     check_tau_like,
     should_validate,
 )
+from gumbel_lib.noise import TINY
 from gumbel_lib.relax_small import (
     EXP_SUM_BELOW,
     PYTORCH_EPS,
-    TINY,
     cpu_scalar,
     lean,
     lean_sample,

@@ -26,10 +26,9 @@ import math
 import torch
 
 from gumbel_lib._validation import check_finite_max
-from gumbel_lib.noise import eager, eager_cpu_log_exponential
+from gumbel_lib.noise import TINY, eager, eager_cpu_log_exponential
 from gumbel_lib.sampling import IN_PLACE_FROM
 
-TINY = {dtype: torch.finfo(dtype).tiny for dtype in (torch.float32, torch.float64)}
 PYTORCH_EPS = 1e-10  # the default of F.gumbel_softmax's deprecated ``eps``
 
 
@@ -121,17 +120,7 @@ def _lean_one_hot(
 def _divisor(tau: float, dtype: torch.dtype) -> torch.Tensor | None:
     """``tau`` raised to the dtype's smallest normal number, as a cached 0-dim tensor;
     ``None`` at ``tau == 1``, where dividing would change no bit (internal)."""
-    if tau == 1.0:
-        return None
-    divisor = _DIVISORS.get((tau, dtype))
-    if divisor is None:
-        if len(_DIVISORS) > 1024:  # an annealing schedule passes many temperatures
-            _DIVISORS.clear()
-        divisor = _DIVISORS[tau, dtype] = cpu_scalar(max(tau, TINY[dtype]), dtype)
-    return divisor
-
-
-_DIVISORS: dict[tuple[float, torch.dtype], torch.Tensor] = {}
+    return None if tau == 1.0 else cpu_scalar(max(tau, TINY[dtype]), dtype)
 
 
 def _lean_normalised(
@@ -191,9 +180,8 @@ class _RelaxedSample(torch.autograd.Function):
         settings: tuple[torch.Tensor | None, int, torch.Generator | None, bool],
     ) -> torch.Tensor:
         divisor, dim, generator, validate = settings
-        z = eager_cpu_log_exponential(logits.shape, generator, logits.dtype)  # -g
-        z = torch.sub(logits, z, out=z)  # l - (-g), as in _lean_perturbed
-        y = _lean_normalised(z, z.amax(dim, True), logits, dim, divisor, validate)
+        z, high, _ = _lean_perturbed(logits, dim, generator, False)
+        y = _lean_normalised(z, high, logits, dim, divisor, validate)
         ctx.save_for_backward(y)
         ctx.settings = settings  # type: ignore[attr-defined]
         return y
