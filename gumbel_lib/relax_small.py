@@ -134,7 +134,7 @@ def _lean_normalised(
     """The relaxed sample from ``z = l + g`` and its row maxima ``high``, in ``z``'s storage,
     recording nothing (internal; :func:`lean` inputs).
 
-    The operations of :func:`_scaled_perturbed` and :func:`normalised` for a small input,
+    The operations of ``relax._scaled_perturbed`` and :func:`normalised` for a small input,
     so the same bits: ``z -= high``, ``z /= tau`` (the :func:`_divisor`, none at
     ``tau = 1``) and the normalisation. On short rows the validation probe reads the row
     sums of ``exp(z)``, which the normalisation computes anyway: a row whose maximum was NaN
