@@ -41,13 +41,14 @@ from gumbel_lib.noise import TINY
 from gumbel_lib.relax_small import (
     EXP_SUM_BELOW,
     PYTORCH_EPS,
+    _max_and_one_hot,
     cpu_scalar,
     lean,
     lean_sample,
     normalised,
     shift_and_check,
 )
-from gumbel_lib.sampling import first_hit_score, in_place, negated_perturb, perturbed
+from gumbel_lib.sampling import in_place, negated_perturb, perturbed
 
 
 def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
@@ -62,28 +63,6 @@ def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
     [0.0, 1.0]
     """
     return hard + (soft - soft.detach())
-
-
-def _max_and_one_hot(
-    z: torch.Tensor, dim: int, *, negated: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``max(z)`` along ``dim`` (kept) and the one-hot vector, in ``z``'s dtype, of its first
-    position; with ``negated``, ``min(z)`` and its first position (``z`` holds ``-(l + g)``).
-
-    No branch on values: small tensors (and other devices) take the extreme and its first
-    index from one ``max``/``min`` (one reduction, not ``amax`` plus ``argmax``) and scatter;
-    on the CPU, large ones score the hits ``z == max`` by ``n - i`` and keep the best score,
-    four vectorised passes instead of PyTorch's scalar index-tracking loop.
-    """
-    n = z.shape[dim]
-    if z.numel() < 2**15 or n > 2**24 or z.device.type != "cpu":
-        high, first = z.min(dim, True) if negated else z.max(dim, True)
-        if torch._C._functorch.is_batchedtensor(z):  # vmap has no rule for scatter_ in place
-            return high, torch.zeros_like(z).scatter(dim, first, 1.0)
-        return high, torch.zeros_like(z).scatter_(dim, first, 1.0)
-    high = z.amin(dim, True) if negated else z.amax(dim, True)
-    score = first_hit_score(torch.eq(z, high, out=torch.empty_like(z)), dim)
-    return high, score.eq_(score.amax(dim, True))
 
 
 def _scaled_perturbed(

@@ -27,7 +27,7 @@ import torch
 
 from gumbel_lib._validation import check_finite_max
 from gumbel_lib.noise import TINY, eager, eager_cpu_log_exponential
-from gumbel_lib.sampling import IN_PLACE_FROM
+from gumbel_lib.sampling import IN_PLACE_FROM, first_hit_score
 
 PYTORCH_EPS = 1e-10  # the default of F.gumbel_softmax's deprecated ``eps``
 
@@ -92,6 +92,28 @@ def normalised(z: torch.Tensor, dim: int, *, overwrite: bool = False) -> torch.T
     return e / e.sum(dim, True)
 
 
+def _max_and_one_hot(
+    z: torch.Tensor, dim: int, *, negated: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``max(z)`` along ``dim`` (kept) and the one-hot vector, in ``z``'s dtype, of its first
+    position; with ``negated``, ``min(z)`` and its first position (``z`` holds ``-(l + g)``).
+
+    No branch on values: small tensors (and other devices) take the extreme and its first
+    index from one ``max``/``min`` (one reduction, not ``amax`` plus ``argmax``) and scatter;
+    on the CPU, large ones score the hits ``z == max`` by ``n - i`` and keep the best score,
+    four vectorised passes instead of PyTorch's scalar index-tracking loop.
+    """
+    n = z.shape[dim]
+    if z.numel() < 2**15 or n > 2**24 or z.device.type != "cpu":
+        high, first = z.min(dim, True) if negated else z.max(dim, True)
+        if torch._C._functorch.is_batchedtensor(z):  # vmap has no rule for scatter_ in place
+            return high, torch.zeros_like(z).scatter(dim, first, 1.0)
+        return high, torch.zeros_like(z).scatter_(dim, first, 1.0)
+    high = z.amin(dim, True) if negated else z.amax(dim, True)
+    score = first_hit_score(torch.eq(z, high, out=torch.empty_like(z)), dim)
+    return high, score.eq_(score.amax(dim, True))
+
+
 def _lean_perturbed(
     logits: torch.Tensor, dim: int, generator: torch.Generator | None, hard: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -101,8 +123,7 @@ def _lean_perturbed(
     z = torch.sub(logits, z, out=z)  # l - (-g)
     if not hard:
         return z, z.amax(dim, True), None
-    high, first = z.max(dim, True)
-    return z, high, torch.zeros_like(z).scatter_(dim, first, 1.0)
+    return z, *_max_and_one_hot(z, dim)
 
 
 def _lean_one_hot(

@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 
 import gumbel_lib as gl
 from gumbel_lib.noise import log_exponential
-from gumbel_lib.relax import _max_and_one_hot
-from gumbel_lib.relax_small import EXP_SUM_BELOW
+from gumbel_lib.relax_small import EXP_SUM_BELOW, _max_and_one_hot
 from gumbel_lib.relax_small import normalised as library_normalised
 from gumbel_lib.sampling import IN_PLACE_FROM, argmin_overwriting, negated_perturb
 
