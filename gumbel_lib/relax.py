@@ -23,7 +23,6 @@ samples take the lean path of :mod:`gumbel_lib.relax_small`, with the same bits.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
@@ -102,9 +101,9 @@ def _scaled_perturbed(
     scaled = isinstance(tau, torch.Tensor) or tau != 1.0
     shift = scaled or shift_always
     if shift:
-        shift_and_check(shifted, high, logits, dim, validate, negated)
-    elif validate and not math.isfinite(high.sum().item()):
-        check_finite_max(high.neg() if negated else high, logits, dim)  # only on failure
+        shift_and_check(shifted, high, logits, dim, validate)
+    elif validate:
+        check_finite_max(high, logits, dim)  # maxima or minima: finiteness has no sign
     if not scaled:
         return (v.neg_() if negated else v), hot
     if isinstance(tau, torch.Tensor):

@@ -46,24 +46,21 @@ def cpu_scalar(value: float, dtype: torch.dtype) -> torch.Tensor:
 
 
 def shift_and_check(
-    z: torch.Tensor,
-    high: torch.Tensor,
-    logits: torch.Tensor,
-    dim: int,
-    validate: bool,
-    negated: bool = False,
+    z: torch.Tensor, high: torch.Tensor, logits: torch.Tensor, dim: int, validate: bool
 ) -> None:
-    """``z -= high`` in place (``high``: the row maxima of ``z``, or minima if ``negated``);
-    under validation, first check that every row's extreme is finite (internal).
+    """``z -= high`` in place (``high``: the row maxima of ``z``, or its minima when ``z``
+    holds ``-(l + g)``: finiteness has no sign); under validation, first check that every
+    row's extreme is finite (internal).
 
-    One read suffices: the sum of ``high`` is NaN or infinite when an extreme is (a huge
-    finite sum can also overflow: then the exact check runs and passes). Probing the
-    shifted ``z`` instead (a row with a non-finite extreme turns NaN) reduces ten times as
-    many numbers at 10 categories; in the benchmark's rotation that costs a microsecond or
-    more of a 35 us call at 64 x 10, though in a tight loop of one call the two are even.
+    :func:`~gumbel_lib._validation.check_finite_max` reads one number, the sum of ``high``,
+    which is NaN or infinite when an extreme is (a huge finite sum can also overflow: then
+    the exact check runs and passes). Probing the shifted ``z`` instead (a row with a
+    non-finite extreme turns NaN) reduces ten times as many numbers at 10 categories; in the
+    benchmark's rotation that costs a microsecond or more of a 35 us call at 64 x 10, though
+    in a tight loop of one call the two are even.
     """
-    if validate and not math.isfinite(high.sum().item()):
-        check_finite_max(high.neg() if negated else high, logits, dim)  # only on failure
+    if validate:
+        check_finite_max(high, logits, dim)
     z.sub_(high)
 
 
@@ -132,7 +129,7 @@ def _lean_one_hot(
     """A hard sample that needs no gradient: the one-hot vector alone, with the bits of the
     recorded path's straight-through value (which rounds to it exactly) and no softmax."""
     _, high, hot = _lean_perturbed(logits, dim, generator, True)
-    if validate and not math.isfinite(high.sum().item()):
+    if validate:
         check_finite_max(high, logits, dim)
     assert hot is not None
     return hot
