@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 from pathlib import Path
@@ -72,3 +73,10 @@ def results_path(
         raise ValueError(f"--label must be letters, digits or '_', got {label!r}")
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{kind}-{device.type}{'-' + label if label else ''}.json"
+
+
+def write_report(path: Path, report: dict) -> Path:
+    """Write ``report`` as indented JSON to ``path`` and say so."""
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"\nwrote {path}")
+    return path

@@ -15,7 +15,6 @@ generator argument, so its draws run inside ``torch.random.fork_rng`` with a fix
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 import gumbel_lib as gl
-from benchmarks.machine import describe_machine, results_path
+from benchmarks.machine import describe_machine, results_path, write_report
 
 SCHEMA_VERSION = 2
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -147,10 +146,7 @@ def main(argv: list[str] | None = None) -> Path:
             for name, r in ((n, row[n]) for n in ("gumbel_lib", "torch"))
         ]
         print(f"  {row['case']:<38} {cells[0]:<22} {cells[1]}")
-    path = results_path(args.out, "numerics", device, smoke=args.smoke)
-    path.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"wrote {path}")
-    return path
+    return write_report(results_path(args.out, "numerics", device, smoke=args.smoke), report)
 
 
 if __name__ == "__main__":

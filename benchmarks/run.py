@@ -41,7 +41,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch.distributions import Categorical, RelaxedOneHotCategorical
 
 import gumbel_lib as gl
-from benchmarks.machine import describe_machine, results_path
+from benchmarks.machine import describe_machine, results_path, write_report
 from benchmarks.memory import peak_rss_bytes, samplers, saved_bytes
 
 SCHEMA_VERSION = 3
@@ -204,11 +204,12 @@ def williams_order(n: int, r: int) -> list[int]:
     return order if row < n else order[::-1]
 
 
-def time_groups(logits: torch.Tensor, gen: torch.Generator, rounds: int, inner: int) -> dict:
+def time_groups(
+    groups: dict[str, dict[str, Callable]], rounds: int, inner: int, device: torch.device
+) -> dict:
     """Per group and contender: median, quartiles and every round's time per call, in ms."""
-    groups = contenders(logits, gen)
     flat = [(g, name, call) for g, calls in groups.items() for name, call in calls.items()]
-    sync = torch.cuda.synchronize if logits.device.type == "cuda" else (lambda: None)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _, _, call in flat:  # warm-up: allocator, kernels, lazy initialisation
         for _ in range(min(inner, 3)):
             call()
@@ -302,7 +303,7 @@ def run(
         entry: dict = {"shape": list(shape), "by_threads": {}}
         for n in threads:
             torch.set_num_threads(n)
-            timings = time_groups(logits, gen, rounds, repeats(logits, smoke))
+            timings = time_groups(contenders(logits, gen), rounds, repeats(logits, smoke), device)
             entry["by_threads"][str(n)] = {"timings": timings, "ratios": ratios(timings)}
             print(f"{device.type} {shape}, {n} thread(s): done", flush=True)
         torch.set_num_threads(before)
@@ -384,9 +385,7 @@ def main(argv: list[str] | None = None) -> Path:
     path = results_path(args.out, "speed", device, smoke=args.smoke, label=args.label)
     report = run(shapes, rounds, device, threads, rss=not args.smoke, memory_shapes=memory_shapes)
     print_table(report)
-    path.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"\nwrote {path}")
-    return path
+    return write_report(path, report)
 
 
 if __name__ == "__main__":
