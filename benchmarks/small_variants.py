@@ -53,6 +53,7 @@ SHIPPED = "gumbel_lib"
 SHIFTED = "recorded, shifted"
 NATIVE = "recorded, shifted, from C++"
 UNSHIFTED = "recorded, unshifted"
+CPU = torch.device("cpu")
 
 NATIVE_SOURCE = r"""
 #include <torch/extension.h>
@@ -216,9 +217,6 @@ def run(rounds: int, threads: list[int], smoke: bool) -> dict:
         }
     torch.set_num_threads(before)
     return report
-
-
-CPU = torch.device("cpu")
 
 
 def print_table(report: dict) -> None:
