@@ -59,6 +59,19 @@ COMPONENTS = "components"  # pieces of the cost, not contenders: no ratios
 FLOOR_RATIO = "gumbel_lib / floor"
 
 
+def forward_backward(
+    sample: Callable[[torch.Tensor], torch.Tensor], logits: torch.Tensor, w: torch.Tensor
+) -> Callable[[], None]:
+    """A call that samples from a fresh leaf copy of ``logits`` (as in training) and runs
+    the backward pass of the linear loss ``(y * w).sum()``."""
+
+    def run() -> None:
+        x = logits.detach().requires_grad_(True)
+        (sample(x) * w).sum().backward()
+
+    return run
+
+
 def contenders(logits: torch.Tensor, gen: torch.Generator) -> dict[str, dict[str, Callable]]:
     """Groups of interchangeable calls; the first two entries of each group are ours."""
     w = torch.randn_like(logits)
@@ -75,11 +88,7 @@ def contenders(logits: torch.Tensor, gen: torch.Generator) -> dict[str, dict[str
     off = {"validate_args": False}
 
     def fwd_bwd(sample: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], None]:
-        def run() -> None:
-            x = logits.detach().requires_grad_(True)
-            (sample(x) * w).sum().backward()
-
-        return run
+        return forward_backward(sample, logits, w)
 
     relaxed = RelaxedOneHotCategorical  # its temperature is a tensor
     temperature = torch.tensor(TAU, device=logits.device)

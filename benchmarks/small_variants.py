@@ -42,8 +42,9 @@ import torch.nn.functional as F  # noqa: N812
 
 import gumbel_lib as gl
 from benchmarks.machine import describe_machine, results_path, write_report
-from benchmarks.run import quartiles, repeats, time_groups
+from benchmarks.run import forward_backward, quartiles, repeats, time_groups
 from gumbel_lib.noise import eager_cpu_log_exponential
+from gumbel_lib.relax import _straight_through_unit
 
 SHAPE = (64, 10)
 TAU = 0.5
@@ -99,9 +100,9 @@ def native_module() -> object | None:
 
 
 def straight_through(first: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The one-hot of ``first`` in the forward pass, ``y``'s gradient in the backward pass."""
-    soft = y.detach()
-    return y + torch.zeros_like(soft).scatter_(-1, first, 1.0).sub_(soft)
+    """The one-hot of ``first`` in the forward pass, ``y``'s gradient in the backward pass:
+    the library's own one-op straight-through (what the C++ variant computes too)."""
+    return _straight_through_unit(torch.zeros_like(y).scatter_(-1, first, 1.0), y)
 
 
 def variants(gen: torch.Generator) -> dict[str, Callable[[torch.Tensor, bool], torch.Tensor]]:
@@ -168,18 +169,11 @@ def groups(samples: dict[str, Callable], logits: torch.Tensor) -> dict[str, dict
     w = torch.randn_like(logits)
     leaf = logits.detach().requires_grad_(True)
 
-    def fwd_bwd(sample: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], None]:
-        def run() -> None:
-            x = logits.detach().requires_grad_(True)
-            (sample(x) * w).sum().backward()
-
-        return run
-
     def group(hard: bool, backward: bool) -> dict[str, Callable]:
         calls = {name: (lambda x, s=s: s(x, hard)) for name, s in samples.items()}
         calls[RIVAL] = lambda x: F.gumbel_softmax(x, TAU, hard)
         if backward:
-            return {name: fwd_bwd(call) for name, call in calls.items()}
+            return {name: forward_backward(call, logits, w) for name, call in calls.items()}
         return {name: (lambda call=call: call(leaf)) for name, call in calls.items()}
 
     return {
