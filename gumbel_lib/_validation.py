@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 
 import torch
 
@@ -70,6 +71,36 @@ def should_validate(validate_args: bool | None) -> bool:
     if validate_args is True or validate_args is False:
         return validate_args
     raise TypeError(f"validate_args must be a bool or None, got {type(validate_args).__name__}")
+
+
+def tracing() -> bool:
+    """Whether we run under ``torch.compile`` or inside a ``torch.func`` transform (``vmap``,
+    ``grad``, ...), where no Python branch may read a tensor value."""
+    return torch.compiler.is_compiling() or torch._C._functorch.maybe_current_level() is not None
+
+
+def require(ok: torch.Tensor, message: str, explain: Callable[[], None] | None = None) -> None:
+    """A value check that works in every mode: ``ok`` is a bool tensor, true where the
+    values are good.
+
+    * Eager: one reduction and one read; if any entry is false, ``explain()`` raises the
+      precise ``ValueError`` (when given), else ``ValueError(message)``.
+    * Under ``torch.compile``: ``torch._assert_async(ok.all(), message)``, a check inside
+      the graph (no graph break; on a GPU no host synchronisation). A failure raises
+      PyTorch's ``RuntimeError`` carrying ``message``.
+    * Inside a ``torch.func`` transform: skipped (PyTorch has no batching rule for
+      ``_assert_async``); bad values are then the caller's responsibility, as with
+      validation off.
+    """
+    if torch._C._functorch.maybe_current_level() is not None:
+        return
+    if torch.compiler.is_compiling():
+        torch._assert_async(ok.all(), message)
+        return
+    if not bool(ok.all()):
+        if explain is not None:
+            explain()
+        raise ValueError(message)
 
 
 def check_logits(logits: object, name: str = "logits") -> torch.Tensor:
