@@ -78,13 +78,13 @@ def contenders(logits: torch.Tensor, gen: torch.Generator) -> dict[str, dict[str
     leaf = logits.detach().requires_grad_(True)  # forward passes record the graph
     y = gl.gumbel_softmax(logits, TAU, generator=gen).clamp_min(1e-30)
     y = y / y.sum(-1, keepdim=True)
-    u = torch.rand(logits.shape, generator=gen, device=logits.device)
-    u.clamp_(*gl.noise.uniform_bounds(u.dtype))
+    u = torch.rand(logits.shape, generator=gen, device=logits.device, dtype=torch.float64)
+    u.clamp_(*gl.noise.uniform_bounds())
     scratch = torch.empty_like(u)
-    numpy_log = {}  # the logarithm that large CPU noise uses (gumbel_lib.noise)
+    numpy_log = {}  # the logarithm that CPU noise uses (gumbel_lib.noise)
     if u.is_cpu:
         u_np, scratch_np = u.numpy(), scratch.numpy()
-        numpy_log["log (NumPy, one pass)"] = lambda: np.log(u_np, out=scratch_np)
+        numpy_log["log, float64 (NumPy, one pass)"] = lambda: np.log(u_np, out=scratch_np)
     off = {"validate_args": False}
 
     def fwd_bwd(sample: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], None]:
@@ -95,13 +95,18 @@ def contenders(logits: torch.Tensor, gen: torch.Generator) -> dict[str, dict[str
     return {
         FLOOR: {"uniform + softmax": lambda: torch.softmax(torch.rand_like(logits), -1)},
         COMPONENTS: {
-            "uniform draw (rand)": lambda: torch.rand(
+            "uniform draw, float32 (rand)": lambda: torch.rand(
                 logits.shape, generator=gen, device=logits.device
             ),
-            "exponential draw (exponential_)": lambda: scratch.exponential_(generator=gen),
-            "log (one pass)": lambda: torch.log(u, out=scratch),
+            "uniform draw, float64 (rand)": lambda: torch.rand(
+                logits.shape, generator=gen, device=logits.device, dtype=torch.float64
+            ),
+            "exponential draw (exponential_)": lambda: torch.empty_like(logits).exponential_(
+                generator=gen
+            ),
+            "log, float64 (one pass)": lambda: torch.log(u, out=scratch),
             **numpy_log,
-            "negation (one pass)": lambda: torch.neg(u, out=scratch),
+            "negation, float64 (one pass)": lambda: torch.neg(u, out=scratch),
             "softmax": lambda: torch.softmax(logits, -1),
             "amax": lambda: logits.amax(-1),
             "argmax": lambda: logits.argmax(-1),

@@ -168,30 +168,45 @@ def check_tau(tau: object, name: str = "tau") -> float:
 
 
 def check_tau_like(
-    tau: object, logits: torch.Tensor, validate: bool, name: str = "tau"
+    tau: object, logits: torch.Tensor, dim: int, validate: bool, name: str = "tau"
 ) -> float | torch.Tensor:
-    """A temperature: a finite Python number > 0, or a floating tensor that broadcasts to
-    ``logits`` (kept as a tensor, so a learnable temperature keeps its gradient).
+    """A temperature: a finite Python number > 0, or a floating tensor (kept as a tensor, so
+    a learnable temperature keeps its gradient), returned ready to divide ``logits``.
 
-    Python numbers are checked always (no tensor is read); a tensor's values (finite,
-    ``> 0``) only under validation, in one reduction and one read.
+    A tensor may have (a) the rank of ``logits`` and broadcast to it without enlarging it,
+    as in ``torch.nn.functional.gumbel_softmax`` (size 1 along ``dim`` gives one temperature
+    per sample; 0-d is one for all), or (b) one dimension fewer, the batch shape of
+    ``logits`` with ``dim`` removed, as TensorFlow Probability's relaxed distributions take
+    it: one temperature per sample, returned with ``dim`` restored as size 1. Python
+    numbers are checked always; a tensor's values (finite, ``> 0``) only under validation,
+    with :func:`require`.
     """
     if type(tau) is float and 0.0 < tau < math.inf:  # the common case, without ABC checks
         return tau
     if isinstance(tau, torch.Tensor):
         if not tau.dtype.is_floating_point:
             raise TypeError(f"{name} must be a floating-point tensor, got {tau.dtype}")
+        if tau.dim() == logits.dim() - 1 and tau.dim() > 0:
+            tau = tau.unsqueeze(dim)
+        elif tau.dim() not in (0, logits.dim()):
+            raise ValueError(
+                f"{name} of shape {tuple(tau.shape)} must be 0-d, have the batch shape of "
+                f"logits {tuple(logits.shape)} without dim={dim}, or broadcast to logits"
+            )
         try:
             shape = torch.broadcast_shapes(tau.shape, logits.shape)
         except RuntimeError as err:
-            raise ValueError(f"{name} of shape {tuple(tau.shape)} does not broadcast") from err
+            raise ValueError(
+                f"{name} of shape {tuple(tau.shape)} does not broadcast to logits "
+                f"{tuple(logits.shape)}"
+            ) from err
         if shape != logits.shape:
             raise ValueError(
                 f"{name} of shape {tuple(tau.shape)} would change the shape of logits "
                 f"{tuple(logits.shape)}"
             )
-        if validate and not bool(((tau > 0) & (tau < math.inf)).all()):
-            raise ValueError(f"{name} must be finite and > 0 everywhere")
+        if validate and tau.numel():
+            require((tau > 0) & (tau < math.inf), f"{name} must be finite and > 0 everywhere")
         return tau
     if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
         raise TypeError(f"{name} must be a real number or a tensor, got {type(tau).__name__}")
@@ -241,8 +256,11 @@ def check_finite_max(low: torch.Tensor, logits: torch.Tensor, dim: int) -> None:
     A NaN logit makes its row's maximum NaN, a ``+inf`` logit makes it infinite, and a row
     masked everywhere has maximum ``-inf``: one reduction over ``low`` catches all three.
     """
-    if not all_finite(low) and not bool(torch.isfinite(low).all()):
-        raise_bad_logits(logits, dim)
+    require(
+        torch.isfinite(low),
+        "logits contains NaN or +inf, or is -inf for every category of a row",
+        lambda: raise_bad_logits(logits, dim),
+    )
 
 
 def check_drawable(logits: torch.Tensor, count: int, name: str, dim: int) -> None:
@@ -253,12 +271,15 @@ def check_drawable(logits: torch.Tensor, count: int, name: str, dim: int) -> Non
     """
     if not logits.numel():
         return
-    drawable = int(torch.isfinite(logits).sum(dim).min())
-    if count > drawable:
+    drawable = torch.isfinite(logits).sum(dim)
+
+    def explain() -> None:
         raise ValueError(
             f"{name}={count} is larger than the number of categories that can be drawn "
-            f"(at least one row has only {drawable} finite logits)"
+            f"(at least one row has only {int(drawable.min())} finite logits)"
         )
+
+    require(drawable >= count, f"{name} is larger than the number of drawable categories", explain)
 
 
 def raise_bad_logits(logits: torch.Tensor, dim: int, name: str = "logits") -> None:

@@ -27,12 +27,13 @@ from gumbel_lib._validation import (
     check_generator,
     check_logits,
     check_tau,
+    require,
     should_validate,
     working_dtype,
 )
 from gumbel_lib.noise import standard_gumbel
 from gumbel_lib.relax import straight_through
-from gumbel_lib.sampling import perturb
+from gumbel_lib.sampling import negated_perturbed
 
 
 def conditional_gumbels(
@@ -66,14 +67,7 @@ def conditional_gumbels(
         raise ValueError(f"index must have shape {tuple(logits.shape)} without dim={dim}")
     index = index.long()
     if should_validate(validate_args) and logits.numel():
-        if bool(torch.isnan(logits).any() | torch.isposinf(logits).any()):
-            raise ValueError("logits contains NaN or +inf")
-        if not bool(((index >= 0) & (index < logits.shape[dim])).all()):
-            raise ValueError(f"index is out of range for {logits.shape[dim]} categories")
-        if torch.isneginf(logits.gather(dim, index.unsqueeze(dim))).any():
-            raise ValueError(
-                "index points at a category whose logit is -inf: it cannot be the argmax"
-            )
+        _check_condition(logits, index, dim)
     logits_w = logits.to(working_dtype(logits.dtype))
     masked = torch.isneginf(logits_w)
     safe = torch.where(masked, torch.zeros_like(logits_w), logits_w)
@@ -85,8 +79,28 @@ def conditional_gumbels(
     top = torch.logsumexp(logits_w, dim=dim, keepdim=True).unsqueeze(0) + h.gather(d, at_k)
     below = -torch.logaddexp(-top, -(safe + h))
     below = torch.where(masked, torch.full_like(below, -torch.inf), below)
-    is_k = torch.zeros_like(below, dtype=torch.bool).scatter_(d, at_k, True)
+    is_k = torch.zeros_like(below, dtype=torch.bool).scatter(d, at_k, True)
     return torch.where(is_k, top.expand_as(below), below)
+
+
+def _check_condition(logits: torch.Tensor, index: torch.Tensor, dim: int) -> None:
+    """Under validation: logits without NaN or ``+inf``, and every ``index`` in range and at a
+    finite logit; one reduction and one read (:func:`~gumbel_lib._validation.require`)."""
+    n = logits.shape[dim]
+    in_range = (index >= 0) & (index < n)
+    chosen = logits.detach().gather(dim, index.clamp(0, n - 1).unsqueeze(dim))
+    ok = torch.stack(
+        [(logits.detach() < torch.inf).all(), in_range.all(), (chosen > -torch.inf).all()]
+    )
+
+    def explain() -> None:
+        if not bool(ok[0]):
+            raise ValueError("logits contains NaN or +inf")
+        if not bool(ok[1]):
+            raise ValueError(f"index is out of range for {n} categories")
+        raise ValueError("index points at a category whose logit is -inf: it cannot be the argmax")
+
+    require(ok, "logits contains NaN or +inf, or index is out of range or masked", explain)
 
 
 def gumbel_rao(
@@ -115,10 +129,9 @@ def gumbel_rao(
     dim = check_dim(dim, logits.dim())
     check_categories(logits.shape, dim)
     check_generator(generator)
-    z = perturb(logits.detach(), generator=generator, validate_args=False)
-    top, index = z.max(dim=dim)
-    if should_validate(validate_args) and top.numel():
-        check_finite_max(top, logits, dim)
+    low, index = negated_perturbed(logits.detach(), generator).min(dim)  # as gumbel_max
+    if should_validate(validate_args) and low.numel():
+        check_finite_max(low, logits, dim)
     with torch.no_grad():
         draws = conditional_gumbels(
             logits, index, n_samples, dim=dim, generator=generator, validate_args=False
@@ -129,5 +142,5 @@ def gumbel_rao(
     # z = logits + noise with the noise held fixed: dz/dlogits = I, as in straight-through
     z = logits.to(noise.dtype) + noise
     soft = torch.softmax((z - shift) / tau, dim=dim + 1).mean(0)
-    hard = torch.zeros_like(soft).scatter_(dim, index.unsqueeze(dim), 1.0)
+    hard = torch.zeros_like(soft).scatter(dim, index.unsqueeze(dim), 1.0)
     return straight_through(hard, soft).to(logits.dtype)

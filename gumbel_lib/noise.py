@@ -1,19 +1,20 @@
-"""Gumbel noise that is never infinite.
+"""Gumbel noise, exact in both tails: one path from 53-bit uniforms to Gumbel variates.
 
 Inverse-cdf sampling: if ``U ~ Uniform(0, 1)`` then ``G = -log(-log U) ~ Gumbel(0, 1)``,
-because ``P(G <= x) = P(U <= exp(-exp(-x)))``. Derived in the chapter
+because ``P(G <= x) = P(U <= exp(-exp(-x)))``. Derived in
 :doc:`The Gumbel distribution </book/gumbel-distribution>`.
 
-In floating point ``U`` can be exactly 0 (``torch.rand`` returns multiples of ``2**-24`` in
-float32, zero included), which gives ``G = -inf``; an injected ``U = 1`` gives ``+inf``.
-We clamp ``U`` to ``[tiny, 1 - eps/2]`` (``tiny`` the smallest normal number, ``1 - eps/2``
-the largest number below one), so ``G`` lies in ``noise_bounds(dtype)``. Half-precision
-noise is made in float32 and then cast.
-
-There is one uniform-to-Gumbel path: every sampler of the library draws ``u`` with
-``torch.rand`` and maps it with the same internal function that :func:`gumbel_from_uniform`
-(the injectable, tested form) uses, so a test that feeds ``u = 0`` tests every sampler.
-Chapter: :doc:`The Gumbel distribution </book/gumbel-distribution>`.
+Every sampler of the library draws ``u = k 2**-53`` (``torch.rand`` in float64: 53 random
+bits, ``k = 0, ..., 2**53 - 1``), raises ``u = 0`` to ``tiny`` (the smallest normal float64,
+so that ``-log(-log u)`` stays finite) and computes ``-log(-log u)`` in float64. The noise
+reaches ``noise_bounds()``, about ``(-6.56, 36.74)``: a Gumbel variate exceeds the top with
+probability ``2**-53``, and each value the sampler makes has probability ``2**-53``. Noise
+made from float32 uniforms (``k 2**-24``) stops at 16.64: a category 20 nats below the best
+one can then never win, which biases Gumbel-max sampling over large vocabularies
+(:doc:`Gumbel-max at vocabulary scale </book/vocabulary-scale>`). Outputs in float32 or
+half precision are the float64 noise rounded once. :func:`gumbel_from_uniform` is the
+injectable form of the same map, and :func:`keyed_minus_gumbel` applies it to counter-based
+uniforms (:mod:`gumbel_lib.keyed`).
 """
 
 from __future__ import annotations
@@ -24,120 +25,98 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from gumbel_lib._validation import (
-    all_finite,
-    check_generator,
-    should_validate,
-    working_dtype,
-)
+from gumbel_lib._validation import check_generator, require, should_validate, working_dtype
+
+UNIFORM_BITS = 53  # random bits of each uniform: torch.rand's float64 grid k * 2**-53
+TINY = torch.finfo(torch.float64).tiny  # u = 0 becomes this, the smallest normal float64
+U_MAX = 1.0 - 2.0**-UNIFORM_BITS  # the largest uniform torch.rand draws in float64
 
 
-def uniform_bounds(dtype: torch.dtype) -> tuple[float, float]:
-    """The clamping interval ``[tiny, 1 - eps/2]`` of the uniform, in ``dtype``'s working type."""
-    bounds = _UNIFORM_BOUNDS.get(dtype)
-    if bounds is None:
-        info = torch.finfo(working_dtype(dtype))
-        bounds = _UNIFORM_BOUNDS[dtype] = (info.tiny, 1.0 - info.eps / 2)
-    return bounds
+def uniform_bounds() -> tuple[float, float]:
+    """The interval ``[tiny, 1 - 2**-53]`` to which the uniform is clamped (float64)."""
+    return TINY, U_MAX
 
 
-_UNIFORM_BOUNDS: dict[torch.dtype, tuple[float, float]] = {}
+G_MIN = -math.log(-math.log(TINY))  # the noise of u = 0
+G_MAX = -math.log(-math.log1p(-(2.0**-UNIFORM_BITS)))  # the noise of the largest uniform
+_ROUNDED_BOUNDS = {
+    dtype: tuple(torch.tensor([G_MIN, G_MAX], dtype=torch.float64).to(dtype).tolist())
+    for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+}
 
 
-def noise_bounds(dtype: torch.dtype) -> tuple[float, float]:
-    """Smallest and largest Gumbel(0, 1) noise the library can produce for ``dtype``.
+def noise_bounds(dtype: torch.dtype = torch.float64) -> tuple[float, float]:
+    """Smallest and largest Gumbel(0, 1) noise the library can produce, rounded to ``dtype``.
 
-    ``g_min = -log(-log(tiny))`` and ``g_max = -log(-log(1 - eps/2))``, with ``tiny`` and
-    ``eps`` those of the working dtype (float32 for float16, bfloat16 and float32; float64
-    for float64). Example: ``noise_bounds(torch.float32)`` is about ``(-4.47, 16.64)``.
+    ``g_min = -log(-log(tiny))`` (``u = 0``, probability ``2**-53``) and
+    ``g_max = -log(-log(1 - 2**-53))``: about ``(-6.5630, 36.7368)`` in every dtype.
+
+    >>> [round(b, 4) for b in noise_bounds(torch.float32)]
+    [-6.563, 36.7368]
     """
-    lo, hi = uniform_bounds(dtype)
-    return -math.log(-math.log(lo)), -math.log(-math.log1p(hi - 1.0))
+    low, high = _ROUNDED_BOUNDS[dtype]
+    return low, high
 
 
-def truncated_tail_mass(dtype: torch.dtype) -> tuple[float, float]:
-    """Gumbel(0, 1) probability below ``g_min`` and above ``g_max`` (exact, from the cdf).
+def truncated_tail_mass() -> tuple[float, float]:
+    """Gumbel(0, 1) probability below ``g_min`` and above ``g_max``: ``(tiny, 2**-53)``.
 
-    ``P(G < g_min) = exp(-exp(-g_min))`` and ``P(G > g_max) = -expm1(-exp(-g_max))``.
+    Since ``P(G <= -log(-log u)) = u``, the mass below ``g_min`` is the clamp's ``tiny``
+    and the mass above ``g_max`` is ``1 - (1 - 2**-53)``. The sampler's own law is discrete:
+    each of its ``2**53`` values has probability ``2**-53``, the lowest being the atom at
+    ``g_min`` that ``u = 0`` makes.
     """
-    g_min, g_max = noise_bounds(dtype)
-    return math.exp(-math.exp(-g_min)), -math.expm1(-math.exp(-g_max))
+    return TINY, 2.0**-UNIFORM_BITS
 
 
-def minus_gumbel_from_uniform(u: torch.Tensor) -> torch.Tensor:
-    """``log(-log(clamp(u, tiny, 1 - eps/2)))`` = ``-g``: the one uniform-to-Gumbel map (internal).
+def minus_gumbel_of(u: torch.Tensor) -> torch.Tensor:
+    """``log(-log(clamp(u, tiny, 1 - 2**-53)))`` = ``-g``, in place: the one map (internal).
 
-    ``u`` must already be in its working dtype (float32 or float64); it is not modified
-    (the clamp is out of place, the three passes after it reuse the clamped copy). ``-log u``
-    is Exp(1), so the result is the log of an exponential variate: ``-g`` bit for bit (IEEE
-    negation is exact). The samplers draw their ``u`` with :func:`clamped_rand` and apply
-    the same passes; they consume ``-g`` directly and fold the sign into a later pass.
+    ``u`` is a float64 tensor of uniforms, overwritten (out of place under ``vmap``).
+    ``-log u`` is an Exp(1) variate; IEEE negation is exact, so callers fold the sign of
+    ``-g`` into a later pass. On the CPU in eager mode the logarithms run in NumPy on the
+    same memory: its SIMD float64 logarithm is several times faster than PyTorch's there
+    (``benchmarks/tricks.py`` measures it); under ``torch.compile`` the same NumPy code runs
+    as one opaque operation, so compiled noise has eager's bits.
     """
-    return _log_exponential_of(_clamped(u, overwrite=False))
-
-
-def _clamped(u: torch.Tensor, *, overwrite: bool) -> torch.Tensor:
-    """``u`` clamped to ``uniform_bounds``, in place if ``overwrite`` and not under vmap."""
-    lo, hi = uniform_bounds(u.dtype)
-    # under torch.func.vmap the in-place clamp has no batching rule (a slow fallback loop)
-    in_place = overwrite and not torch._C._functorch.is_batchedtensor(u)
-    return u.clamp_(lo, hi) if in_place else u.clamp(lo, hi)
-
-
-def _log_exponential_of(u: torch.Tensor) -> torch.Tensor:
-    """``log(-log u)`` in place, for ``u`` already in ``[tiny, 1 - eps/2]`` (internal).
-
-    On the CPU (not under ``torch.compile``) the three passes run in NumPy on the same
-    memory. On small tensors its SIMD logarithm skips the thread pool that PyTorch's
-    transcendental functions (Intel's MKL) enter from a hundred-odd entries: at two threads
-    a ``log`` of 640 entries costs twice as much as at one. On large tensors which of the
-    two is faster depends on the processor: NumPy's was three times faster in float32 on
-    the AMD EPYC of our first measurements, PyTorch's a tenth faster at one thread (and
-    twice as fast at two) on an Intel Xeon with AVX-512 (:doc:`Numerics and performance
-    </book/numerics-performance>` reports the machine of the current run). Its float32
-    error is below 4 ulp, against PyTorch's 1 ulp (both tested in ``tests/test_noise.py``);
-    for noise that feeds an ``argmax`` or a softmax, far below anything a sample can show.
-    Under ``torch.func.vmap`` the rule applies to the whole batch in memory, so a mapped draw has
-    the same bits as the unmapped call on the same batch; under ``torch.compile`` the
-    compiler sees one opaque operation that runs the same NumPy code, so compiled noise
-    (on the eager backend, or with inductor's ``fallback_random``) has eager's bits.
-    """
-    if torch.compiler.is_compiling() and u.device.type == "cpu":
-        traced: torch.Tensor = _log_exponential_op(u)
-        return traced
-    a = _numpy_memory(u)
-    if a is None:
+    batched = torch._C._functorch.is_batchedtensor(u)
+    u = u.clamp(TINY, U_MAX) if batched else u.clamp_(TINY, U_MAX)
+    if u.device.type != "cpu":
         return u.log_().neg_().log_()
-    _numpy_log_exponential_of(a)
+    if torch.compiler.is_compiling():
+        traced: torch.Tensor = _minus_gumbel_op(u)
+        return traced
+    memory = _numpy_memory(u)
+    if memory is None:
+        return u.log_().neg_().log_()
+    _numpy_minus_gumbel(memory)
     return u
 
 
-def _numpy_log_exponential_of(a: np.ndarray) -> None:
-    """``a = log(-log a)``, in place, in NumPy's SIMD arithmetic (internal)."""
+def _numpy_minus_gumbel(a: np.ndarray) -> None:
+    """``a = log(-log a)`` in place, in NumPy (internal)."""
     np.log(a, out=a)
     np.negative(a, out=a)
     np.log(a, out=a)
 
 
-@torch.library.custom_op("gumbel_lib::log_exponential_of", mutates_args=())
-def _log_exponential_op(u: torch.Tensor) -> torch.Tensor:
+@torch.library.custom_op("gumbel_lib::minus_gumbel_of", mutates_args=())
+def _minus_gumbel_op(u: torch.Tensor) -> torch.Tensor:
     """``log(-log u)`` of a CPU tensor in NumPy, out of place, as one operation that
     ``torch.compile`` does not trace into (internal)."""
     out = u.clone()
-    _numpy_log_exponential_of(out.numpy())
+    _numpy_minus_gumbel(out.numpy())
     return out
 
 
-@_log_exponential_op.register_fake
+@_minus_gumbel_op.register_fake
 def _(u: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(u)
 
 
 def _numpy_memory(u: torch.Tensor) -> np.ndarray | None:
-    """The memory of ``u`` (without vmap's wrappers) as an array, where NumPy's log applies
-    (the caller has already sent ``torch.compile`` elsewhere)."""
-    if u.device.type != "cpu":
-        return None
+    """The memory of a CPU tensor (without vmap's wrappers) as an array, or ``None`` inside
+    other ``torch.func`` transforms."""
     while torch._C._functorch.is_batchedtensor(u):
         u = torch._C._functorch.get_unwrapped(u)
     if torch._C._functorch.is_functorch_wrapped_tensor(u):
@@ -145,42 +124,43 @@ def _numpy_memory(u: torch.Tensor) -> np.ndarray | None:
     return u.numpy()
 
 
-def clamped_rand(
+def minus_gumbel(
     shape: Sequence[int] | torch.Size,
     *,
     generator: torch.Generator | None,
-    dtype: torch.dtype,
     device: torch.device | str | None,
 ) -> torch.Tensor:
-    """``torch.rand(shape).clamp_(tiny, 1 - eps/2)`` bit for bit, in ``dtype`` (internal).
+    """Minus standard Gumbel noise, ``-g``, in float64 (internal, no checks).
 
-    On the CPU (outside ``torch.compile`` and ``torch.func`` transforms) we draw with
-    ``uniform_(tiny, 1)`` instead, one pass fewer: PyTorch's CPU generator makes the same
-    ``u`` as ``torch.rand`` (a multiple of ``2**-24``, or ``2**-53`` in float64, below 1,
-    from the same random bits) and returns ``u * (1 - tiny) + tiny``, where ``1 - tiny``
-    rounds to 1 and ``u + tiny`` rounds to ``u`` unless ``u = 0``, which becomes ``tiny``:
-    the clamp's lower bound. Its upper bound ``1 - eps/2`` is ``torch.rand``'s largest
-    value, so it never binds. ``tests/test_noise.py`` checks the equality, at a seed
-    where ``torch.rand`` returns an exact zero among others.
+    ``torch.rand`` in float64 mapped by :func:`minus_gumbel_of`: the bits of
+    ``-gumbel_from_uniform(torch.rand(shape, dtype=torch.float64))`` at the same generator
+    state.
     """
-    if len(shape):  # unpacked sizes parse faster than a torch.Size
-        u = torch.empty(*shape, dtype=dtype, device=device)
-    else:
-        u = torch.empty((), dtype=dtype, device=device)
-    if u.device.type == "cpu" and eager():
-        return u.uniform_(uniform_bounds(dtype)[0], 1.0, generator=generator)
-    return _clamped(
-        torch.rand(u.shape, generator=generator, dtype=dtype, device=device), overwrite=True
-    )
+    u = torch.rand(shape, generator=generator, dtype=torch.float64, device=device)
+    return minus_gumbel_of(u)
+
+
+def keyed_minus_gumbel(
+    key: int | torch.Tensor,
+    position: int | torch.Tensor,
+    index: int | torch.Tensor,
+    *,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """``-g`` in float64 for counter-based uniforms: a pure function of ``(key, position,
+    index)`` (:func:`gumbel_lib.keyed.keyed_uniform`), mapped like every other draw."""
+    from gumbel_lib.keyed import keyed_uniform
+
+    return minus_gumbel_of(keyed_uniform(key, position, index, device=device))
 
 
 def gumbel_from_uniform(u: torch.Tensor, *, validate_args: bool | None = None) -> torch.Tensor:
-    """Map uniforms to Gumbel(0, 1) noise: ``g = -log(-log(clamp(u, tiny, 1 - eps/2)))``.
+    """Map uniforms to Gumbel(0, 1) noise: ``g = -log(-log(clamp(u, tiny, 1 - 2**-53)))``.
 
-    This is the injectable form of the one noise path of the library: tests feed it
-    ``u = 0`` and ``u = 1`` and get finite noise. Half-precision ``u`` is mapped in
-    float32, then cast back. Under validation ``u`` must lie in ``[0, 1]`` (NaN raises).
-    Chapter: :doc:`The Gumbel distribution </book/gumbel-distribution>`.
+    The injectable form of the library's one noise path: computed in float64 and rounded
+    to ``u``'s dtype, so ``u = 0`` and ``u = 1`` give the finite :func:`noise_bounds`.
+    Under validation ``u`` must lie in ``[0, 1]`` (NaN raises). Chapter:
+    :doc:`The Gumbel distribution </book/gumbel-distribution>`.
 
     >>> gumbel_from_uniform(torch.tensor([0.0, 0.5, 1.0])).isfinite().all().item()
     True
@@ -188,68 +168,8 @@ def gumbel_from_uniform(u: torch.Tensor, *, validate_args: bool | None = None) -
     if not isinstance(u, torch.Tensor) or not u.dtype.is_floating_point:
         raise TypeError("u must be a floating-point torch.Tensor")
     if should_validate(validate_args) and u.numel():
-        if not bool(((u >= 0) & (u <= 1)).all()):
-            raise ValueError("u must lie in [0, 1] (and not be NaN)")
-    wide = u.to(working_dtype(u.dtype))  # half precision cannot even hold 1 - eps/2
-    return minus_gumbel_from_uniform(wide).neg_().to(u.dtype)
-
-
-def log_exponential(
-    shape: Sequence[int] | torch.Size,
-    *,
-    generator: torch.Generator | None,
-    dtype: torch.dtype,
-    device: torch.device | str | None,
-) -> torch.Tensor:
-    """Minus Gumbel(0, 1) noise, ``-g``, in the working dtype of ``dtype`` (internal, no checks).
-
-    A :func:`clamped_rand` draw mapped in place by the second half of
-    :func:`minus_gumbel_from_uniform`: the same bits as that function (the path that
-    :func:`gumbel_from_uniform` exposes) applied to ``torch.rand`` at the same generator
-    state.
-    """
-    dtype = working_dtype(dtype)
-    # device None means the default device, which can be set to a GPU: the general path
-    if device is not None and torch.device(device).type == "cpu" and eager():
-        return eager_cpu_log_exponential(shape, generator, dtype)
-    return _log_exponential_of(
-        clamped_rand(shape, generator=generator, dtype=dtype, device=device)
-    )
-
-
-CPU = torch.device("cpu")
-
-
-def eager() -> bool:
-    """Whether we run in plain eager mode: not traced by ``torch.compile``, not inside a
-    ``torch.func`` transform such as ``vmap`` (internal)."""
-    return torch._C._functorch.maybe_current_level() is None and not torch.compiler.is_compiling()
-
-
-def eager_cpu_log_exponential(
-    shape: Sequence[int] | torch.Size, generator: torch.Generator | None, dtype: torch.dtype
-) -> torch.Tensor:
-    """:func:`log_exponential` on the CPU in :func:`eager` mode, for a float32 or float64
-    ``dtype``, without its dispatch (internal; the caller has checked all three).
-
-    The same operations, so the same bits: the ``uniform_(tiny, 1)`` draw of
-    :func:`clamped_rand` into a fresh contiguous tensor and NumPy's three passes over its
-    memory. Small samplers call it directly: each check it skips costs a sizeable share of a
-    call on a few hundred entries.
-    """
-    # unpacked sizes parse faster than a torch.Size
-    u = (
-        torch.empty(*shape, dtype=dtype, device=CPU)
-        if shape
-        else torch.empty((), dtype=dtype, device=CPU)
-    )
-    u.uniform_(TINY[dtype], 1.0, generator=generator)
-    _numpy_log_exponential_of(u.numpy())
-    return u
-
-
-# the smallest normal number of each working dtype: uniform_bounds' lower end, as a dict
-TINY = {dtype: torch.finfo(dtype).tiny for dtype in (torch.float32, torch.float64)}
+        require((u >= 0) & (u <= 1), "u must lie in [0, 1] (and not be NaN)")
+    return minus_gumbel_of(u.to(torch.float64, copy=True)).neg_().to(u.dtype)
 
 
 def standard_gumbel(
@@ -259,8 +179,9 @@ def standard_gumbel(
     dtype: torch.dtype,
     device: torch.device | str | None,
 ) -> torch.Tensor:
-    """Gumbel(0, 1) noise in the working dtype of ``dtype`` (no cast, no checks: internal)."""
-    return log_exponential(shape, generator=generator, dtype=dtype, device=device).neg_()
+    """Gumbel(0, 1) noise rounded to the working dtype of ``dtype`` (no checks: internal)."""
+    g = minus_gumbel(shape, generator=generator, device=device).neg_()
+    return g.to(working_dtype(dtype))
 
 
 def _check_shape(shape: object) -> tuple[int, ...]:
@@ -303,7 +224,7 @@ def _check_param(value: object, name: str, shape: tuple[int, ...]) -> float | to
 
 def _check_range(loc: float, scale: float, dtype: torch.dtype) -> None:
     """Python-number ``loc``, ``scale``: every ``loc + scale * g`` is finite in ``dtype``."""
-    g_min, g_max = noise_bounds(dtype)
+    g_min, g_max = G_MIN, G_MAX
     limit = torch.finfo(dtype).max * (1.0 - 1e-5)  # margin for the rounding of each step
     widest = max(abs(loc + scale * g_min), abs(loc + scale * g_max), scale * g_max)
     if not widest <= limit:
@@ -324,13 +245,13 @@ def sample_gumbel(
 ) -> torch.Tensor:
     """Draw ``loc + scale * G`` with ``G ~ Gumbel(0, 1)``: a ``Gumbel(loc, scale)`` sample.
 
-    The cdf is ``F(x) = exp(-exp(-(x - loc) / scale))``. The standard noise comes from
-    the path of :func:`gumbel_from_uniform`, in float32 (float64 when ``dtype`` is float64),
-    and is cast to ``dtype`` last; its range is :func:`noise_bounds`. The output has shape
-    ``shape``: tensor ``loc`` and ``scale`` must broadcast to it without enlarging it.
-    Never inf or NaN: Python-number ``loc`` and ``scale`` that could overflow ``dtype``
-    raise ``ValueError`` always; tensor ones are checked (finite, ``scale > 0``, finite
-    result) under validation. Derived in
+    The cdf is ``F(x) = exp(-exp(-(x - loc) / scale))``. ``G`` comes from the library's one
+    noise path (53-bit uniforms, float64; its range is :func:`noise_bounds`); ``loc`` and
+    ``scale`` are applied in float64 and the result is rounded to ``dtype`` once. The
+    output has shape ``shape``: tensor ``loc`` and ``scale`` must broadcast to it without
+    enlarging it. Never inf or NaN: Python-number ``loc`` and ``scale`` that could overflow
+    ``dtype`` raise ``ValueError`` always; tensor ones are checked (finite, ``scale > 0``,
+    finite result) under validation. Derived in
     :doc:`Location shift and scale </book/location-shift>`.
 
     >>> g = sample_gumbel((2, 3), generator=torch.Generator().manual_seed(0))
@@ -350,17 +271,19 @@ def sample_gumbel(
         _check_range(loc, scale, dtype)
     elif validate:
         for name, value in (("loc", loc), ("scale", scale)):
-            if isinstance(value, torch.Tensor) and not bool(torch.isfinite(value).all()):
-                raise ValueError(f"{name} must be finite")
-        if isinstance(scale, torch.Tensor) and not bool((scale > 0).all()):
-            raise ValueError("scale must be > 0")
-    g = standard_gumbel(shape, generator=generator, dtype=dtype, device=device)
+            if isinstance(value, torch.Tensor):
+                require(torch.isfinite(value), f"{name} must be finite")
+        if isinstance(scale, torch.Tensor):
+            require(scale > 0, "scale must be > 0")
+    g = minus_gumbel(shape, generator=generator, device=device).neg_()
     if not (isinstance(scale, float) and scale == 1.0):
         g = g * (scale.to(g) if isinstance(scale, torch.Tensor) else scale)
     if not (isinstance(loc, float) and loc == 0.0):
         g = g + (loc.to(g) if isinstance(loc, torch.Tensor) else loc)
     out = g.to(dtype)
     if validate and (isinstance(loc, torch.Tensor) or isinstance(scale, torch.Tensor)):
-        if out.numel() and not all_finite(out) and not bool(torch.isfinite(out).all()):
-            raise ValueError(f"loc and scale put samples outside the finite range of {dtype}")
+        require(
+            torch.isfinite(out),
+            f"loc and scale put samples outside the finite range of {dtype}",
+        )
     return out

@@ -7,22 +7,33 @@ A relaxed sample is ``y = softmax((l + g) / tau)`` with ``g`` i.i.d. Gumbel(0, 1
 :doc:`The gradient </book/gradient>`; the hard variant in
 :doc:`Straight-through and hard samples </book/straight-through>`.
 
-Numerics: we subtract ``max(l + g)`` before dividing by ``tau``, so the scaled values are
-``<= 0`` with one exact zero and never overflow, whatever ``tau`` and however large the
-finite logits (at ``tau = 1`` the softmax's own subtraction of the maximum does this, with
-the same bits, in rows of at least ``EXP_SUM_BELOW`` categories; shorter rows are
-normalised as ``exp(z) / sum(exp(z))``, which needs the subtraction: see ``normalised``
-in :mod:`gumbel_lib.relax_small`). A positive ``tau`` too small for the working
-dtype (below its smallest normal number, where ``-tau`` would round to ``-0.0`` and
-``0 / -0.0`` is NaN) is raised to that number: the sample is then one-hot, as it is in
-exact arithmetic. A ``-inf`` logit gives ``y_i = 0`` exactly and a zero gradient. Half
-precision is computed in float32 and cast at the end. No Python branch reads a tensor
-value outside the (optional) validation: see :mod:`gumbel_lib._validation`. Small eager
-samples take the lean path of :mod:`gumbel_lib.relax_small`, with the same bits.
+The path from a call to its result, all in this module and :mod:`gumbel_lib.noise`:
+
+1. ``-g`` in float64 (:func:`gumbel_lib.noise.minus_gumbel`), rounded to the working dtype
+   (float32 for half precision), and ``z = l + g``: autograd records one node, whose
+   gradient is the identity.
+2. ``z / tau``, and the softmax along ``dim`` (:func:`_scaled`). The quotient must not
+   overflow: a row maximum of ``z / tau`` equal to ``+inf`` makes the softmax NaN. Under
+   validation the check of the logits reads one number, the largest ``|max(z)|`` over the
+   rows; when it is below ``tau`` times half the largest float, no quotient's row maximum
+   can overflow and we divide as ``torch.nn.functional.gumbel_softmax`` does. Otherwise, and
+   always with validation off (where nothing may be read), we first subtract the row
+   maximum, so the quotients are ``<= 0`` with one exact zero per row: a constant shift,
+   invisible to the softmax and to the gradient. A positive ``tau`` below the dtype's
+   smallest normal number (where ``0 / tau`` would be NaN) is raised to that number; the
+   sample is then one-hot, as it is in exact arithmetic.
+3. ``hard=True``: the one-hot vector of ``argmax(l + g)`` computed from the float64 sums,
+   so the forward value is exactly the sample :func:`gumbel_lib.sampling.gumbel_max` draws
+   from the same generator state, and the gradient is the soft sample's (straight-through).
+
+A ``-inf`` logit gives ``y_i = 0`` exactly and a zero gradient. No Python branch reads a
+tensor value outside validation, and validation itself runs as a tensor assertion under
+``torch.compile`` (see :mod:`gumbel_lib._validation`).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -34,20 +45,16 @@ from gumbel_lib._validation import (
     check_generator,
     check_logits,
     check_tau_like,
+    raise_bad_logits,
     should_validate,
+    tracing,
+    working_dtype,
 )
-from gumbel_lib.noise import TINY
-from gumbel_lib.relax_small import (
-    EXP_SUM_BELOW,
-    PYTORCH_EPS,
-    _max_and_one_hot,
-    cpu_scalar,
-    lean,
-    lean_sample,
-    normalised,
-    shift_and_check,
-)
-from gumbel_lib.sampling import in_place, negated_perturb, perturbed
+from gumbel_lib.noise import minus_gumbel
+
+PYTORCH_EPS = 1e-10  # the default of F.gumbel_softmax's deprecated ``eps``
+TINY = {dtype: torch.finfo(dtype).tiny for dtype in (torch.float32, torch.float64)}
+HALF_MAX = {dtype: torch.finfo(dtype).max / 2 for dtype in (torch.float32, torch.float64)}
 
 
 def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
@@ -64,78 +71,6 @@ def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
     return hard + (soft - soft.detach())
 
 
-def _scaled_perturbed(
-    logits: torch.Tensor,
-    tau: float | torch.Tensor,
-    dim: int,
-    generator: torch.Generator | None,
-    validate: bool,
-    want_one_hot: bool = False,
-    shift_always: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Values whose softmax along ``dim`` is ``softmax((l + g) / tau)``; the argmax one-hot.
-
-    For ``tau != 1`` the values are ``((l + g) - max(l + g)) / tau``. For ``tau == 1`` (a
-    Python number) there is nothing to divide and we return ``l + g`` itself: ``softmax``
-    and ``log_softmax`` subtract the row maximum on their own, and since
-    ``max((l + g) - m) == 0`` exactly, our subtraction would change no bit of their result.
-    Either way no value that reaches them overflows. With ``shift_always`` we subtract the
-    maximum at ``tau == 1`` too (for ``normalised``, whose ``exp`` needs it). The one-hot
-    vector of ``argmax(l + g)`` (first maximum) comes only when asked for, from the same
-    reduction as the maximum.
-
-    Autograd sees two nodes, as in ``F.gumbel_softmax``: ``l - (-g)`` (gradient identity)
-    and the division. Subtracting the (constant) maximum also has gradient identity, so we
-    do it in place on the detached alias of the same storage; the subtraction's node saved
-    no tensor that this could make stale.
-    """
-    # Large inputs work on v = -(l + g), made in the noise's storage with no extra pass;
-    # every step below is exact under the sign change, so the result is the same bits.
-    negated = in_place(logits)
-    v = negated_perturb(logits, generator) if negated else perturbed(logits, generator)
-    shifted = v.detach()  # same storage: in-place work on it is invisible to autograd
-    if want_one_hot:  # max(l + g) (or min of v) and its one-hot
-        high, hot = _max_and_one_hot(shifted, dim, negated=negated)
-    else:
-        high, hot = (shifted.amin(dim, True) if negated else shifted.amax(dim, True)), None
-    scaled = isinstance(tau, torch.Tensor) or tau != 1.0
-    shift = scaled or shift_always
-    if shift:
-        shift_and_check(shifted, high, logits, dim, validate)
-    elif validate:
-        check_finite_max(high, logits, dim)  # maxima or minima: finiteness has no sign
-    if not scaled:
-        return (v.neg_() if negated else v), hot
-    if isinstance(tau, torch.Tensor):
-        divisor = tau.to(v.dtype).clamp_min(TINY[v.dtype])
-        divisor = divisor.neg() if negated else divisor
-        if divisor.requires_grad:
-            return _divide_keeping_tau_gradient_finite(v, divisor), hot
-        return v.div_(divisor), hot
-    divisor_ = max(tau, TINY[v.dtype])
-    if negated:  # large: in the noise's storage
-        return v.div_(-divisor_), hot
-    if v.device.type == "cpu" and not torch.compiler.is_compiling():
-        return torch.div(v, cpu_scalar(divisor_, v.dtype)), hot
-    return torch.div(v, divisor_), hot
-
-
-def _divide_keeping_tau_gradient_finite(v: torch.Tensor, divisor: torch.Tensor) -> torch.Tensor:
-    """``v / divisor`` for a ``divisor`` that needs a gradient.
-
-    Where ``v / tau**2`` overflows (a masked category, ``v = -inf``, or a finite ``v`` so
-    far below the maximum that the backward pass's ``-v / tau / tau`` does) the sample is
-    exactly 0, so is its softmax gradient, and the plain quotient's ``d/d tau`` would be
-    ``0 * inf = NaN``. There we divide a stand-in 0 and put the quotient back with ``where``:
-    the same forward bits, and those entries add exactly 0 to the temperature's gradient,
-    their true contribution (``exp(v / tau)`` underflowed to 0 long before).
-    """
-    quotient = v.detach() / divisor.detach()
-    infinite = torch.isinf(quotient / divisor.detach())
-    finite = torch.div(torch.where(infinite, torch.zeros_like(v), v), divisor)
-    return torch.where(infinite, quotient, finite)
-
-
 def _straight_through_unit(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
     """:func:`straight_through` for ``hard`` in {0, 1} and ``soft`` in [0, 1], one autograd op.
 
@@ -148,9 +83,71 @@ def _straight_through_unit(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tens
     return soft + hard.sub_(soft.detach())
 
 
+def _perturbed(
+    logits: torch.Tensor, generator: torch.Generator | None, dim: int, hard: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``z = l + g`` in the working dtype (one autograd node) and, when ``hard``, the
+    one-hot vector of ``argmax(l + g)`` taken from the float64 sums (first maximum)."""
+    minus_g = minus_gumbel(logits.shape, generator=generator, device=logits.device)
+    z = torch.sub(logits, minus_g.to(working_dtype(logits.dtype)))
+    if not hard:
+        return z, None
+    first = torch.sub(minus_g, logits.detach()).argmin(dim, keepdim=True)  # -(l + g), float64
+    zeros = torch.zeros_like(z, requires_grad=False)
+    if torch._C._functorch.is_batchedtensor(zeros):  # vmap has no rule for scatter_
+        return z, zeros.scatter(dim, first, 1.0)
+    return z, zeros.scatter_(dim, first, 1.0)
+
+
+def _scaled(
+    z: torch.Tensor,
+    tau: float | torch.Tensor,
+    dim: int,
+    logits: torch.Tensor,
+    validate: bool,
+) -> torch.Tensor:
+    """``z / tau``, shifted by the row maxima of ``z`` unless validation's one read shows
+    that no row maximum of the quotient can overflow (see the module's step 2)."""
+    high = z.detach().amax(dim, keepdim=True)
+    unit = isinstance(tau, float) and tau == 1.0
+    shift = not unit  # at tau = 1 the softmax's own shift suffices
+    if validate and (tracing() or not isinstance(tau, float)):
+        check_finite_max(high, logits, dim)
+    elif validate:
+        worst = high.abs().amax().item() if high.numel() else 0.0  # NaN or inf: bad logits
+        if not math.isfinite(worst):
+            raise_bad_logits(logits, dim)
+        shift = not unit and not worst < tau * HALF_MAX[z.dtype]
+    if shift:
+        z.detach().sub_(high)  # a constant per row: invisible to the softmax's gradient
+    if unit:
+        return z
+    if isinstance(tau, float):
+        return z / max(tau, TINY[z.dtype])
+    return _divide_keeping_tau_gradient_finite(z, tau.to(z.dtype).clamp_min(TINY[z.dtype]))
+
+
+def _divide_keeping_tau_gradient_finite(v: torch.Tensor, divisor: torch.Tensor) -> torch.Tensor:
+    """``v / divisor`` for a tensor temperature that may need a gradient.
+
+    Where ``v / tau**2`` overflows (a masked category, ``v = -inf``, or a finite ``v`` so
+    far below the maximum that the backward pass's ``-v / tau / tau`` does) the sample is
+    exactly 0, so is its softmax gradient, and the plain quotient's ``d/d tau`` would be
+    ``0 * inf = NaN``. There we divide a stand-in 0 and put the quotient back with ``where``:
+    the same forward bits, and those entries add exactly 0 to the temperature's gradient,
+    their true contribution (``exp(v / tau)`` underflowed to 0 long before).
+    """
+    if not divisor.requires_grad:
+        return v / divisor
+    quotient = v.detach() / divisor.detach()
+    infinite = torch.isinf(quotient / divisor.detach())
+    finite = torch.div(torch.where(infinite, torch.zeros_like(v), v), divisor)
+    return torch.where(infinite, quotient, finite)
+
+
 def _check_arguments(
     logits: torch.Tensor,
-    tau: float | torch.Tensor,
+    tau: object,
     hard: object,
     eps: object,
     dim: object,
@@ -160,12 +157,12 @@ def _check_arguments(
     """:func:`gumbel_softmax`'s structural checks (and ``tau``'s values under validation);
     the checked ``tau`` and the non-negative ``dim`` (internal)."""
     check_logits(logits)
-    tau = check_tau_like(tau, logits, validate)
+    dim = check_dim(dim, logits.dim())
+    tau = check_tau_like(tau, logits, dim, validate)
     if not isinstance(hard, bool):
         raise TypeError(f"hard must be a bool, got {type(hard).__name__}")
     if eps != PYTORCH_EPS:
         warnings.warn("`eps` parameter is deprecated and has no effect.", stacklevel=3)
-    dim = check_dim(dim, logits.dim())
     check_categories(logits.shape, dim)
     check_generator(generator)
     return tau, dim
@@ -184,13 +181,15 @@ def gumbel_softmax(
     """A relaxed one-hot sample ``softmax((logits + g) / tau)`` along ``dim``.
 
     Drop-in for ``torch.nn.functional.gumbel_softmax(logits, tau, hard, eps, dim)``, with
-    the same positional order (``eps`` is ignored with PyTorch's deprecation warning), a
-    ``generator`` for reproducibility and ``validate_args``. With ``hard=True`` the forward
-    value is exactly the one-hot vector of ``argmax(logits + g)`` (the same noise) and the
-    gradient is that of the soft sample (straight-through). ``tau`` is a finite positive
-    number, or a tensor that broadcasts to ``logits`` (a learnable temperature: it keeps its
-    gradient; its values are checked under validation). Chapter:
-    :doc:`The softmax relaxation </book/softmax-relaxation>`.
+    the same positional order (``eps`` is ignored with PyTorch's deprecation warning; a 0-d
+    ``logits`` is one category and gives ``tensor(1.)``), a ``generator`` for
+    reproducibility and ``validate_args``. With ``hard=True`` the forward value is exactly
+    the one-hot vector of the :func:`~gumbel_lib.sampling.gumbel_max` sample of the same
+    noise, and the gradient is that of the soft sample (straight-through). ``tau`` is a
+    finite positive number or a tensor: one temperature per sample (the batch shape of
+    ``logits``, or size 1 along ``dim``) or anything that broadcasts to ``logits``; a
+    learnable temperature keeps its gradient, and its values are checked under
+    validation. Chapter: :doc:`The softmax relaxation </book/softmax-relaxation>`.
 
     >>> gen = torch.Generator().manual_seed(0)
     >>> y = gumbel_softmax(torch.zeros(2, 4), tau=0.5, generator=gen)
@@ -198,21 +197,16 @@ def gumbel_softmax(
     True
     """
     validate = should_validate(validate_args)
-    if lean(logits, tau, hard, eps, dim):
-        try:
-            return lean_sample(logits, tau, hard, dim, generator, validate)  # type: ignore[arg-type]
-        except (IndexError, TypeError):  # a bad dim or generator: the checks name it
-            _check_arguments(logits, tau, hard, eps, dim, generator, validate)
-            raise
+    if isinstance(logits, torch.Tensor) and logits.dim() == 0:  # as F.gumbel_softmax: 1
+        check_dim(dim, 1)
+        one = gumbel_softmax(logits.unsqueeze(0), tau, hard, eps, 0, generator=generator)
+        return one.squeeze(0)
     tau, dim = _check_arguments(logits, tau, hard, eps, dim, generator, validate)
-    if lean(logits, tau, hard, PYTORCH_EPS, dim):  # e.g. an int tau, now a float
-        return lean_sample(logits, tau, hard, dim, generator, validate)  # type: ignore[arg-type]
-    short = logits.shape[dim] < EXP_SUM_BELOW
-    z, one_hot = _scaled_perturbed(logits, tau, dim, generator, validate, hard, short)
-    soft = normalised(z, dim)
-    if one_hot is not None:
-        soft = _straight_through_unit(one_hot, soft)
-    return soft if soft.dtype == logits.dtype else soft.to(logits.dtype)
+    z, hot = _perturbed(logits, generator, dim, hard)
+    y = torch.softmax(_scaled(z, tau, dim, logits, validate), dim)
+    if hot is not None:
+        y = _straight_through_unit(hot, y)
+    return y if y.dtype == logits.dtype else y.to(logits.dtype)
 
 
 def relaxed_log_sample(
@@ -228,8 +222,9 @@ def relaxed_log_sample(
     At low temperature ``y`` underflows to exact zeros while ``log y`` stays finite: where
     the true value lies below the most negative finite number of the output dtype (float16
     at small ``tau``, or any dtype at ``tau`` near its smallest normal number) it saturates
-    there. Masked categories (logit ``-inf``) get ``-inf``, exactly ``log 0``. Pass the
-    result to ``concrete_log_prob(..., log_input=True)``. Chapter:
+    there. Masked categories (logit ``-inf``) get ``-inf``, exactly ``log 0``. ``tau`` is
+    taken as in :func:`gumbel_softmax`. The result is the ``x`` whose density
+    :func:`~gumbel_lib.density.concrete_log_prob` gives with ``log_input=True``. Chapter:
     :doc:`The softmax relaxation </book/softmax-relaxation>`.
 
     >>> log_y = relaxed_log_sample(torch.zeros(3), 0.1, generator=torch.Generator().manual_seed(0))
@@ -238,12 +233,12 @@ def relaxed_log_sample(
     """
     validate = should_validate(validate_args)
     check_logits(logits)
-    tau = check_tau_like(tau, logits, validate)
     dim = check_dim(dim, logits.dim())
+    tau = check_tau_like(tau, logits, dim, validate)
     check_categories(logits.shape, dim)
     check_generator(generator)
-    z, _ = _scaled_perturbed(logits, tau, dim, generator, validate)
+    z, _ = _perturbed(logits, generator, dim, False)
+    log_y = torch.log_softmax(_scaled(z, tau, dim, logits, validate), dim=dim)
     floor = torch.finfo(logits.dtype).min
-    # -inf only where the logit is -inf (masked); overflowed finite categories saturate
-    saturated = torch.where(logits > -torch.inf, z.clamp_min(floor), z)
-    return torch.log_softmax(saturated, dim=dim).to(logits.dtype)
+    # -inf only where the logit is -inf (masked); underflowed finite categories saturate
+    return torch.where(logits > -torch.inf, log_y.clamp_min(floor), log_y).to(logits.dtype)

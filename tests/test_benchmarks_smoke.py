@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import estimators, memory, numerics, run, small_variants
+from benchmarks import estimators, memory, numerics, run
 
 MACHINE_KEYS = {"cpu", "cores", "torch_threads", "torch", "device", "date", "description"}
 
@@ -111,32 +111,3 @@ def test_williams_order_balances_first_places_and_neighbours(n: int) -> None:
     rotation = [[(r + i) % n for i in range(n)] for r in range(n)]
     rotated_pairs = Counter((row[i - 1], row[i]) for row in rotation for i in range(1, n))
     assert n < 3 or len(rotated_pairs) < n * (n - 1)
-
-
-def test_small_variants_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    report = json.loads(small_variants.main(["--smoke", "--out", str(tmp_path)]).read_text())
-    assert report["kind"] == "small-variants" and MACHINE_KEYS <= set(report["machine"])
-    # the C++ variant too: ninja is pinned in requirements.txt and CI has a compiler
-    names = [small_variants.SHIPPED, small_variants.SHIFTED]
-    assert report["variants"] == [*names, small_variants.NATIVE, small_variants.UNSHIFTED]
-    for by_group in report["by_threads"].values():
-        for by_name in by_group.values():
-            assert list(by_name) == report["variants"]
-            assert all(0 < q["q1"] <= q["median"] <= q["q3"] for q in by_name.values())
-    capsys.readouterr()
-    small_variants.main(["--show", str(tmp_path / "small-variants-cpu.json")])
-    assert "recorded, unshifted" in capsys.readouterr().out
-
-
-def test_small_variants_check_rejects_a_wrong_variant() -> None:
-    # negative control for the check that runs before every timing: no temperature
-    gen = small_variants.torch.Generator().manual_seed(0)
-    logits = small_variants.torch.randn(small_variants.SHAPE, generator=gen)
-
-    def without_tau(x: small_variants.torch.Tensor, hard: bool) -> small_variants.torch.Tensor:
-        z = small_variants.eager_cpu_log_exponential(x.shape, gen, x.dtype)
-        return small_variants.torch.softmax(x - z, -1)
-
-    small_variants.check({"right": small_variants.variants(gen)["recorded, shifted"]}, gen, logits)
-    with pytest.raises(AssertionError, match="without_tau, hard=False"):
-        small_variants.check({"without_tau": without_tau}, gen, logits)

@@ -15,54 +15,70 @@ import torch
 from conftest import seeded
 
 import gumbel_lib as gl
-from gumbel_lib.noise import gumbel_from_uniform, log_exponential
+from gumbel_lib.noise import gumbel_from_uniform
 
 HALF_AND_SINGLE = [torch.float32, torch.float16, torch.bfloat16]
-
-# torch.rand(4, 64, generator=seeded(ZERO_SEED)) holds an exact 0.0 at ZERO_AT (found by
-# searching seeds 0..28587 on the CPU generator; asserted below, so a change of PyTorch's
-# generator fails loudly instead of silently testing nothing)
-ZERO_SEED, ZERO_SHAPE, ZERO_AT = 28587, (4, 64), (2, 62)
+SHAPE = (4, 64)
+ZERO_AT, ONE_AT = (2, 62), (1, 5)
 
 
-def test_the_zero_seed_really_draws_an_exact_zero() -> None:
-    u = torch.rand(ZERO_SHAPE, generator=seeded(ZERO_SEED))
-    assert u[ZERO_AT].item() == 0.0
-    assert int((u == 0).sum()) == 1
-
-
-def test_unclamped_noise_at_the_zero_seed_would_be_infinite() -> None:
-    """The negative control: without the clamp, this draw gives Gumbel noise -inf."""
-    u = torch.rand(ZERO_SHAPE, generator=seeded(ZERO_SEED))
-    assert torch.isneginf(-torch.log(-torch.log(u))[ZERO_AT])
+def test_unclamped_noise_at_u_zero_would_be_infinite() -> None:
+    """The negative control: without the clamp, u = 0 gives Gumbel noise -inf."""
+    u = torch.zeros(1, dtype=torch.float64)
+    assert torch.isneginf(-torch.log(-torch.log(u))).all()
+    assert torch.isfinite(gumbel_from_uniform(u)).all()
 
 
 def test_every_sampler_draws_its_noise_through_gumbel_from_uniform() -> None:
-    u = torch.rand(ZERO_SHAPE, generator=seeded(ZERO_SEED))
+    """Each sampler's noise is gumbel_from_uniform of torch.rand's float64 draw at the same
+    generator state, and each sum is formed in float64 before any rounding."""
+    u = torch.rand(SHAPE, generator=seeded(5), dtype=torch.float64)
     g = gumbel_from_uniform(u)
-    assert torch.isfinite(g).all() and g[ZERO_AT] == gl.noise_bounds(torch.float32)[0]
-    h = log_exponential(ZERO_SHAPE, generator=seeded(ZERO_SEED), dtype=torch.float32, device=None)
-    assert torch.equal(h, -g)
-    logits = torch.randn(ZERO_SHAPE, generator=seeded(1))
-    assert torch.equal(gl.perturb(logits, generator=seeded(ZERO_SEED)), logits + g)
-    sample = gl.sample_gumbel(ZERO_SHAPE, generator=seeded(ZERO_SEED))
-    assert torch.equal(sample, g)
+    assert g.dtype == torch.float64
+    logits = torch.randn(SHAPE, generator=seeded(1))
+    exact = logits.double() + g
+    assert torch.equal(gl.perturb(logits, generator=seeded(5)), exact.float())
+    assert torch.equal(gl.sample_gumbel(SHAPE, generator=seeded(5), dtype=torch.float64), g)
+    assert torch.equal(gl.sample_gumbel(SHAPE, generator=seeded(5)), g.float())
+    assert torch.equal(gl.gumbel_max(logits, generator=seeded(5)), exact.argmax(-1))
+    assert torch.equal(gl.gumbel_topk(logits, 3, generator=seeded(5)), exact.topk(3).indices)
 
 
+@pytest.fixture
+def rand_with_zero_and_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.rand with an exact 0 at ZERO_AT and the largest float64 below 1 at ONE_AT: the
+    two ends of the grid, which a seed reaches with probability 2**-53 each."""
+    real_rand = torch.rand
+
+    def rand(*args, **kwargs):  # type: ignore[no-untyped-def]
+        u = real_rand(*args, **kwargs)
+        if u.shape == SHAPE:
+            u[ZERO_AT] = 0.0
+            u[ONE_AT] = 1.0 - 2.0**-53
+        return u
+
+    monkeypatch.setattr(torch, "rand", rand)
+
+
+@pytest.mark.usefixtures("rand_with_zero_and_one")
 @pytest.mark.parametrize("validate", [True, False])
-def test_samplers_are_finite_at_the_zero_seed(validate: bool) -> None:
-    logits = torch.randn(ZERO_SHAPE, generator=seeded(1))
-    kw = {"generator": seeded(ZERO_SEED), "validate_args": validate}
+def test_samplers_are_finite_at_both_ends_of_the_uniform(validate: bool) -> None:
+    logits = torch.randn(SHAPE, generator=seeded(1))
+    kw = {"generator": seeded(6), "validate_args": validate}
+    g = gl.sample_gumbel(SHAPE, **kw)
+    assert torch.isfinite(g).all()
+    assert (g[ZERO_AT].item(), g[ONE_AT].item()) == gl.noise_bounds(torch.float32)
+    kw["generator"] = seeded(6)
     assert torch.isfinite(gl.perturb(logits, **kw)).all()
-    kw["generator"] = seeded(ZERO_SEED)
-    assert torch.isfinite(gl.sample_gumbel(ZERO_SHAPE, **kw)).all()
     for tau in (1.0, 0.5):
-        kw["generator"] = seeded(ZERO_SEED)
+        kw["generator"] = seeded(6)
         log_y = gl.relaxed_log_sample(logits, tau, **kw)
         assert torch.isfinite(log_y).all()  # -inf noise would give log y = -inf here
-        kw["generator"] = seeded(ZERO_SEED)
+        kw["generator"] = seeded(6)
         y = gl.gumbel_softmax(logits, tau, **kw)
-        assert torch.equal(y, torch.softmax(log_y, -1)) or torch.allclose(y, log_y.exp())
+        assert torch.isfinite(y).all() and torch.allclose(y, log_y.exp(), atol=1e-6)
+    kw["generator"] = seeded(6)
+    assert gl.gumbel_max(logits, **kw)[ONE_AT[0]].item() == ONE_AT[1]  # noise 36.7 wins
 
 
 @pytest.mark.parametrize("dtype", HALF_AND_SINGLE)
@@ -138,8 +154,15 @@ def test_sample_gumbel_float32_overflow_is_refused_float64_is_fine() -> None:
 
 def test_sample_gumbel_tensor_parameters_are_checked_under_validation() -> None:
     huge = torch.full((10,), 1e38)
+    # 3.4e38 + 1e38 g overflows float32 whenever g > 0.003: some of 64 draws do, except
+    # with probability exp(-exp(-0.003))**64 < 1e-27
     with pytest.raises(ValueError, match="outside the finite range"):
-        gl.sample_gumbel((10,), scale=huge, generator=seeded(5))
+        gl.sample_gumbel(
+            (64,),
+            loc=torch.full((64,), 3.4e38),
+            scale=torch.full((64,), 1e38),
+            generator=seeded(5),
+        )
     with pytest.raises(ValueError, match="scale must be > 0"):
         gl.sample_gumbel((10,), scale=-huge, generator=seeded(5))
     with pytest.raises(ValueError, match="loc must be finite"):

@@ -68,7 +68,7 @@ def test_tau_of_the_wrong_type(name: str) -> None:
     with pytest.raises(TypeError, match="tau"):
         call(name, GOOD, tau="1")
     with pytest.raises(ValueError, match="tau"):
-        call(name, GOOD, tau=torch.tensor([1.0, 2.0]))
+        call(name, GOOD, tau=torch.tensor([1.0, 2.0, 3.0, 4.0]))  # neither per row nor per entry
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -119,10 +119,24 @@ def test_integer_or_bool_logits(name: str, dtype: torch.dtype) -> None:
         call(name, GOOD.to(dtype))
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", [n for n in ALL if not n.startswith("gumbel_softmax")])
 def test_rank_zero_logits(name: str) -> None:
     with pytest.raises(ValueError, match="logits must have at least one dimension"):
         call(name, torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("dim", [-1, 0])
+def test_rank_zero_logits_of_gumbel_softmax_are_one_category(hard: bool, dim: int) -> None:
+    """As ``F.gumbel_softmax``: a 0-d tensor is one category, sampled with probability 1."""
+    logits = torch.tensor(2.5, requires_grad=True)
+    y = gl.gumbel_softmax(logits, 0.5, hard, dim=dim, generator=seeded(0))
+    assert y.shape == () and y.item() == 1.0
+    assert torch.equal(y, torch.nn.functional.gumbel_softmax(logits, 0.5, hard, dim=dim))
+    y.backward()
+    assert logits.grad is not None and logits.grad.item() == 0.0
+    with pytest.raises(ValueError, match="dim"):
+        gl.gumbel_softmax(logits, 0.5, hard, dim=1)
 
 
 @pytest.mark.parametrize("name", ALL)
