@@ -33,7 +33,7 @@ from gumbel_lib._validation import (
 )
 from gumbel_lib.noise import standard_gumbel
 from gumbel_lib.relax import straight_through
-from gumbel_lib.sampling import negated_perturbed
+from gumbel_lib.sampling import negated_centred_perturbed
 
 
 def conditional_gumbels(
@@ -129,7 +129,7 @@ def gumbel_rao(
     dim = check_dim(dim, logits.dim())
     check_categories(logits.shape, dim)
     check_generator(generator)
-    low, index = negated_perturbed(logits.detach(), generator).min(dim)  # as gumbel_max
+    low, index = negated_centred_perturbed(logits.detach(), dim, generator).min(dim)  # gumbel_max
     if should_validate(validate_args) and low.numel():
         check_finite_max(low, logits, dim)
     with torch.no_grad():

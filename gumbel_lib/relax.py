@@ -22,7 +22,7 @@ The path from a call to its result, all in this module and :mod:`gumbel_lib.nois
    invisible to the softmax and to the gradient. A positive ``tau`` below the dtype's
    smallest normal number (where ``0 / tau`` would be NaN) is raised to that number; the
    sample is then one-hot, as it is in exact arithmetic.
-3. ``hard=True``: the one-hot vector of ``argmax(l + g)`` computed from the float64 sums,
+3. ``hard=True``: the one-hot vector of ``argmax((l - max l) + g)`` computed in float64,
    so the forward value is exactly the sample :func:`gumbel_lib.sampling.gumbel_max` draws
    from the same generator state, and the gradient is the soft sample's (straight-through).
 
@@ -51,6 +51,7 @@ from gumbel_lib._validation import (
     working_dtype,
 )
 from gumbel_lib.noise import minus_gumbel
+from gumbel_lib.sampling import centred
 
 PYTORCH_EPS = 1e-10  # the default of F.gumbel_softmax's deprecated ``eps``
 TINY = {dtype: torch.finfo(dtype).tiny for dtype in (torch.float32, torch.float64)}
@@ -87,12 +88,13 @@ def _perturbed(
     logits: torch.Tensor, generator: torch.Generator | None, dim: int, hard: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``z = l + g`` in the working dtype (one autograd node) and, when ``hard``, the
-    one-hot vector of ``argmax(l + g)`` taken from the float64 sums (first maximum)."""
+    one-hot vector of the :func:`~gumbel_lib.sampling.gumbel_max` sample of the same noise
+    (the first maximum of the float64 sums ``(l - max l) + g``)."""
     minus_g = minus_gumbel(logits.shape, generator=generator, device=logits.device)
     z = torch.sub(logits, minus_g.to(working_dtype(logits.dtype)))
     if not hard:
         return z, None
-    first = torch.sub(minus_g, logits.detach()).argmin(dim, keepdim=True)  # -(l + g), float64
+    first = torch.sub(minus_g, centred(logits.detach(), dim)).argmin(dim, keepdim=True)
     zeros = torch.zeros_like(z, requires_grad=False)
     if torch._C._functorch.is_batchedtensor(zeros):  # vmap has no rule for scatter_
         return z, zeros.scatter(dim, first, 1.0)

@@ -7,13 +7,14 @@
   ordered sample without replacement, i.e. a Plackett-Luce draw (chapter
   :doc:`Sampling without replacement </book/sampling-without-replacement>`).
 
-The perturbed values are computed in float64 from the noise of :mod:`gumbel_lib.noise`
-(53-bit uniforms), whatever the dtype of the logits: the law of the sample is then within
-a total variation of about ``3 n 2**-53`` of ``softmax(l)`` for ``n`` categories (below
+The exact samplers compare ``(l - max l) + g`` in float64, with the noise of
+:mod:`gumbel_lib.noise` (53-bit uniforms), whatever the dtype of the logits: the law of the
+sample is then within a total variation of ``(2 n + 1) 2**-53`` plus a rounding term below
+``2**-44`` of ``softmax(l)`` for ``n`` categories, at any scale of the logits (below
 ``1e-10`` at ``n = 2**18``), where float32 noise and float32 sums lose the tail of a large
 vocabulary and break near-ties by index (:doc:`Gumbel-max at vocabulary scale
-</book/vocabulary-scale>`). Categories with logit ``-inf`` have perturbed value ``-inf`` and
-are never drawn.
+</book/vocabulary-scale>`, which proves the bound). Categories with logit ``-inf`` are never
+drawn.
 """
 
 from __future__ import annotations
@@ -38,14 +39,36 @@ from gumbel_lib.noise import minus_gumbel
 def negated_perturbed(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """``-(logits + g)`` in float64, in the noise's storage (internal, no checks).
 
-    ``(-g) - logits`` rounds exactly as ``-(logits + g)`` does (IEEE rounding is symmetric),
-    so its argmin is the argmax of ``logits + g``, first index for first index. Out of place
-    when ``logits`` is batched by ``vmap`` (its ``randomness="same"`` shares unbatched noise).
+    ``(-g) - logits`` rounds exactly as ``-(logits + g)`` does (IEEE rounding is symmetric).
+    Out of place when ``logits`` is batched by ``vmap`` (its ``randomness="same"`` shares
+    unbatched noise).
     """
     minus_g = minus_gumbel(logits.shape, generator=generator, device=logits.device)
     if torch._C._functorch.is_batchedtensor(logits):
         return torch.sub(minus_g, logits)
     return minus_g.sub_(logits)
+
+
+def negated_centred_perturbed(
+    logits: torch.Tensor, dim: int, generator: torch.Generator | None
+) -> torch.Tensor:
+    """``-((logits - m) + g)`` in float64, ``m`` the row maxima along ``dim``: its argmin along
+    ``dim`` is the Gumbel-max sample (internal, no checks).
+
+    Subtracting ``m`` moves no argmax, and it keeps every category that can win near zero,
+    where float64 spacing is below ``2**-46``: ``logits - m`` is exact for each of them
+    (float32, float16 and bfloat16 values differ exactly in float64 when their exponents are
+    close, and a category more than 44 nats below the top cannot win), so rounding can only
+    reorder two values within ``2**-46`` of each other, whatever the scale of the logits.
+    A row masked everywhere (``m = -inf``) or holding NaN or ``+inf`` becomes NaN.
+    """
+    return negated_perturbed(centred(logits, dim), generator)
+
+
+def centred(logits: torch.Tensor, dim: int) -> torch.Tensor:
+    """``logits - max(logits)`` along ``dim``, in float64 (internal)."""
+    wide = logits.to(torch.float64)
+    return wide - wide.amax(dim, keepdim=True)
 
 
 def perturb(
@@ -82,10 +105,10 @@ def gumbel_max(
 ) -> torch.Tensor:
     """Category indices ``argmax_i (logits_i + g_i)``: ``Categorical(softmax(logits))`` samples.
 
-    Returns an int64 tensor with ``dim`` removed. The perturbed values are float64, so the
-    law is within a total variation of ``3 n 2**-53`` of ``softmax(logits)`` over ``n``
-    categories, at any vocabulary size and for every dtype of ``logits``
-    (:doc:`Gumbel-max at vocabulary scale </book/vocabulary-scale>`). Logits may be
+    Returns an int64 tensor with ``dim`` removed. The comparison is made in float64 on
+    ``(logits - max logits) + g``, so the law is within the total variation bound of the
+    module docstring of ``softmax(logits)``, at any vocabulary size, for every dtype and
+    scale of ``logits`` (:doc:`Gumbel-max at vocabulary scale </book/vocabulary-scale>`). Logits may be
     unnormalised and may hold ``-inf`` for masked categories (never drawn). Under
     validation, NaN or ``+inf`` logits and rows masked everywhere raise ``ValueError``.
     Proved in :doc:`The max of Gumbels </book/max-of-gumbels>`.
@@ -98,7 +121,7 @@ def gumbel_max(
     dim = check_dim(dim, logits.dim())
     check_categories(logits.shape, dim)
     check_generator(generator)
-    low, index = negated_perturbed(logits.detach(), generator).min(dim)
+    low, index = negated_centred_perturbed(logits.detach(), dim, generator).min(dim)
     if should_validate(validate_args) and low.numel():
         check_finite_max(low, logits, dim)
     return index
@@ -130,7 +153,9 @@ def gumbel_topk(
     dim = check_dim(dim, logits.dim())
     k = check_count(k, "k", upper=logits.shape[dim], what=f"categories along dim={dim}")
     check_generator(generator)
-    values, index = negated_perturbed(logits.detach(), generator).neg_().topk(k, dim=dim)
+    values, index = (
+        negated_centred_perturbed(logits.detach(), dim, generator).neg_().topk(k, dim=dim)
+    )
     if should_validate(validate_args) and values.numel():
         # NaN sorts first and -inf last: the first and the k-th value are finite unless a
         # logit is NaN or +inf, or a row has fewer than k finite logits

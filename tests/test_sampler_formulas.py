@@ -34,15 +34,21 @@ def logits_with_edges(shape: tuple[int, int], seed: int) -> torch.Tensor:
 @pytest.mark.parametrize("shape", [(50, 7), (600, 128)])
 @pytest.mark.parametrize("dim", [0, -1])
 def test_exact_samplers_are_the_argmax_of_float64_sums(shape: tuple[int, int], dim: int) -> None:
+    """The argmax of (l - max l) + g in float64: in the row of tied logits 1e30 the noise
+    decides, where float32 or uncentred sums would lose it and always pick index 0."""
     logits = logits_with_edges(shape, 3)
-    exact = logits.double() + noise(shape, 4)
+    wide = logits.double()
+    exact = (wide - wide.amax(dim, keepdim=True)) + noise(shape, 4)
     first = exact.argmax(dim, keepdim=True)
     assert torch.equal(gl.gumbel_max(logits, dim=dim, generator=seeded(4)), first.squeeze(dim))
     top = gl.gumbel_topk(logits, 3, dim=dim, generator=seeded(4))
     assert torch.equal(top, exact.topk(3, dim).indices)
     hard = gl.gumbel_softmax(logits, 0.5, True, dim=dim, generator=seeded(4))
     assert torch.equal(hard, torch.zeros(shape).scatter_(dim, first, 1.0))
-    assert torch.equal(gl.perturb(logits, generator=seeded(4)), exact.float())
+    assert torch.equal(gl.perturb(logits, generator=seeded(4)), (wide + noise(shape, 4)).float())
+    if dim == -1:  # the tied row follows its noise; uncentred sums all round to 1e30
+        assert first[1, 0] == noise(shape, 4)[1].argmax()
+        assert torch.equal(wide[1] + noise(shape, 4)[1], wide[1])  # the negative control
 
 
 @pytest.mark.parametrize("shape", [(50, 7), (600, 128)])
