@@ -9,9 +9,8 @@
 
 The exact samplers compare ``(l - max l) + g`` in float64, with the noise of
 :mod:`gumbel_lib.noise` (53-bit uniforms), whatever the dtype of the logits: the law of the
-sample is then within a total variation of ``(2 n + 1) 2**-53`` plus a rounding term below
-``2**-44`` of ``softmax(l)`` for ``n`` categories, at any scale of the logits (below
-``1e-10`` at ``n = 2**18``), where float32 noise and float32 sums lose the tail of a large
+sample is within a total variation of ``3 n 2**-53 + 2**-44`` of ``softmax(l)`` for ``n``
+drawable categories, at any scale of the logits (below ``1e-10`` at ``n = 2**18``), where float32 noise and float32 sums lose the tail of a large
 vocabulary and break near-ties by index (:doc:`Gumbel-max at vocabulary scale
 </book/vocabulary-scale>`, which proves the bound). Categories with logit ``-inf`` are never
 drawn.
