@@ -56,6 +56,10 @@ SAMPLERS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], bool]] = {
     "gumbel_rao": (lambda x: gl.gumbel_rao(x, 0.5, 3), True),
     "conditional_gumbels": (lambda x: gl.conditional_gumbels(x, INDEX, 2), True),
     "concrete_log_prob": (lambda x: gl.concrete_log_prob(Y, x, 0.5), True),
+    "concrete_log_prob_tensor_tau": (
+        lambda x: gl.concrete_log_prob(Y, x, torch.full((3,), 0.5)),
+        True,
+    ),
 }
 
 
