@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from gumbel_lib._validation import check_logits, raise_bad_logits, should_validate
+from gumbel_lib._validation import check_logits, raise_bad_logits, require, should_validate
 
 MAX_OUTCOMES = 2**16
 """The largest number of joint outcomes ``K**V`` that :func:`exact_gradient` enumerates."""
@@ -61,7 +61,13 @@ def exact_gradient(
     ``logits`` has shape ``(V, K)`` (``V`` independent variables) or ``(K,)`` (one variable);
     ``f`` maps a batch of outcomes, shape ``(N, *logits.shape)``, to ``N`` losses and must be
     deterministic. Raises ``ValueError`` when ``K**V`` exceeds :data:`MAX_OUTCOMES`.
-    Chapter: :doc:`Lower-variance gradients </book/lower-variance-gradients>`.
+
+    An outcome of probability zero (one that draws a masked, ``-inf`` category) does not
+    enter the sum: we define ``0 * f = 0`` there even where ``f`` is infinite or NaN, as
+    the expectation does, and it gets a zero gradient. Under validation, a loss that is not
+    finite on an outcome of positive probability raises ``ValueError`` (the expectation
+    would be infinite or undefined), as do NaN or ``+inf`` logits and rows masked
+    everywhere. Chapter: :doc:`Lower-variance gradients </book/lower-variance-gradients>`.
 
     >>> f = lambda d: d[:, 0, 0] * d[:, 1, 1]  # 1 when variable 0 is 0 and variable 1 is 1
     >>> value, grad = exact_gradient(torch.zeros(2, 2), f)
@@ -73,8 +79,13 @@ def exact_gradient(
         raise ValueError(f"logits must have shape (V, K) or (K,), got {tuple(logits.shape)}")
     if not callable(f):
         raise TypeError(f"f must be callable, got {type(f).__name__}")
-    if should_validate(validate_args) and not torch.isfinite(logits.logsumexp(-1)).all():
-        raise_bad_logits(logits, -1)
+    validate = should_validate(validate_args)
+    if validate and logits.numel():
+        require(
+            (logits < torch.inf).all(-1) & (logits > -torch.inf).any(-1),
+            "logits must be free of NaN and +inf, with a finite logit in every row",
+            lambda: raise_bad_logits(logits, -1),
+        )
     table = logits.detach().reshape(-1, logits.shape[-1])  # (V, K)
     n_variables, n_categories = table.shape
     outcomes = joint_outcomes(n_variables, n_categories, dtype=table.dtype, device=table.device)
@@ -86,6 +97,15 @@ def exact_gradient(
     if not isinstance(losses, torch.Tensor) or losses.shape != outcomes.shape[:1]:
         got = tuple(losses.shape) if isinstance(losses, torch.Tensor) else type(losses).__name__
         raise ValueError(f"f must map N outcomes to shape (N,), got {got}")
-    value = (log_p.exp() * losses.to(log_p.dtype)).sum()
+    possible = log_p > -torch.inf  # outcomes that draw no masked category
+    losses = losses.to(log_p.dtype)
+    if validate:
+        require(
+            torch.isfinite(losses) | ~possible,
+            "f must be finite on every outcome of positive probability (it is infinite or "
+            "NaN on one, so the expected loss is not finite)",
+        )
+    safe = torch.where(possible, losses, torch.zeros_like(losses))  # 0 * f = 0 where p = 0
+    value = (log_p.exp() * safe).sum()
     (grad,) = torch.autograd.grad(value, leaf)
     return value.detach(), grad.reshape(logits.shape)

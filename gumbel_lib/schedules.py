@@ -31,10 +31,16 @@ def exponential_schedule(start: float, end: float, steps: int) -> np.ndarray:
     """The ``steps`` temperatures of an exponential decay from ``start`` to ``end``.
 
     ``end`` may not exceed ``start`` (this is a decay); ``steps = 1`` gives ``[start]``
-    only when ``start == end``.
+    only when ``start == end``. Any positive finite endpoints work: where ``end / start``
+    underflows (below the smallest normal double, as for ``1e300 -> 1e-300``, where it
+    would give zero temperatures) we compute in log space,
+    ``exp(log start + (t / (steps - 1)) (log end - log start))``, clipped to
+    ``[end, start]``, with both endpoints exact.
 
     >>> exponential_schedule(2.0, 0.5, 3).round(4).tolist()
     [2.0, 1.0, 0.5]
+    >>> [f"{tau:.3g}" for tau in exponential_schedule(1e300, 1e-300, 3)]
+    ['1e+300', '1', '1e-300']
     """
     start, end = check_positive(start, "start"), check_positive(end, "end")
     steps = _count(steps, "steps", 1)
@@ -44,13 +50,22 @@ def exponential_schedule(start: float, end: float, steps: int) -> np.ndarray:
         if end != start:
             raise ValueError("steps=1 cannot go from start to a different end")
         return np.array([start])
-    return start * (end / start) ** (np.arange(steps) / (steps - 1))
+    fraction = np.arange(steps) / (steps - 1)
+    if end / start >= np.finfo(np.float64).tiny:
+        return start * (end / start) ** fraction
+    log_start = math.log(start)
+    taus = np.clip(np.exp(log_start + fraction * (math.log(end) - log_start)), end, start)
+    taus[0], taus[-1] = start, end
+    return taus
 
 
 def jang_schedule(tau0: float, tau_min: float, rate: float, every: int, steps: int) -> np.ndarray:
     """Jang et al.'s annealing: ``tau = max(tau_min, tau0 * exp(-rate * t))`` every N steps.
 
     Step ``t`` uses the temperature set at the last update, step ``every * (t // every)``.
+    Any positive ``every`` works (one at least ``steps`` means no update after step 0: we
+    use ``min(every, steps)``, the same schedule, so that ``every * t`` fits in int64), and
+    a decay factor ``exp(-rate * t)`` that underflows to 0 leaves the floor ``tau_min``.
 
     >>> jang_schedule(1.0, 0.5, 0.1, 2, 4).round(4).tolist()
     [1.0, 1.0, 0.8187, 0.8187]
@@ -64,5 +79,6 @@ def jang_schedule(tau0: float, tau_min: float, rate: float, every: int, steps: i
         raise ValueError(f"rate must be finite and >= 0 (a decay), got {rate}")
     every = _count(every, "every", 1)
     steps = _count(steps, "steps", 1)
+    every = min(every, steps)  # a larger period updates no more often, and fits in int64
     updated_at = every * (np.arange(steps) // every)
     return np.maximum(tau_min, tau0 * np.exp(-float(rate) * updated_at))

@@ -129,34 +129,52 @@ def dkwm_test(
 def pooled_cells(
     counts: ArrayLike, probs: ArrayLike, min_expected: float = 5.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Merge cells whose expected count is below ``min_expected`` into one pooled cell."""
+    """Merge cells whose expected count is below ``min_expected`` into one pooled cell.
+
+    Cells of probability zero are never pooled: a draw in one comes back as a cell of
+    expected count 0 (which :func:`chisquare_test` rejects), and they are dropped when
+    empty. The other small cells form one pool; a pool still below ``min_expected`` is
+    merged into the smallest cell that is not small (kept as its own cell, its large
+    relative error would dominate the statistic), or is the only cell when every cell is
+    small.
+
+    >>> observed, expected = pooled_cells([50, 46, 4], [0.5, 0.47, 0.03])
+    >>> observed.tolist(), expected.round(6).tolist()
+    ([50.0, 50.0], [50.0, 50.0])
+    """
     observed, p = _as_numpy(counts), _as_numpy(probs)
     if observed.shape != p.shape:
         raise ValueError(f"counts and probs differ in size: {observed.size} vs {p.size}")
     if (p < 0).any() or not math.isclose(p.sum(), 1.0, rel_tol=0, abs_tol=1e-9):
         raise ValueError("probs must be non-negative and sum to 1")
+    impossible = observed[p == 0].sum()  # draws in cells of probability zero
+    observed, p = observed[p > 0], p[p > 0]
     expected = observed.sum() * p
     small = expected < min_expected
-    if not small.any():
-        return observed, expected
     keep_obs, keep_exp = observed[~small], expected[~small]
-    pooled_obs, pooled_exp = observed[small].sum(), expected[small].sum()
-    if pooled_exp == 0.0:
-        if pooled_obs > 0:  # a category of probability zero was drawn
-            return np.append(keep_obs, pooled_obs), np.append(keep_exp, 0.0)
-        return keep_obs, keep_exp
-    if pooled_exp < min_expected and keep_exp.size:  # fold a still-small pool into the smallest
-        j = int(np.argmin(keep_exp))
-        keep_obs[j] += pooled_obs
-        keep_exp[j] += pooled_exp
-        return keep_obs, keep_exp
-    return np.append(keep_obs, pooled_obs), np.append(keep_exp, pooled_exp)
+    if small.any():
+        pooled_obs, pooled_exp = observed[small].sum(), expected[small].sum()
+        if pooled_exp < min_expected and keep_exp.size:  # fold a still-small pool
+            j = int(np.argmin(keep_exp))
+            keep_obs[j] += pooled_obs
+            keep_exp[j] += pooled_exp
+        else:
+            keep_obs, keep_exp = np.append(keep_obs, pooled_obs), np.append(keep_exp, pooled_exp)
+    if impossible > 0:  # a category of probability zero was drawn
+        return np.append(keep_obs, impossible), np.append(keep_exp, 0.0)
+    return keep_obs, keep_exp
 
 
 def chisquare_test(counts: ArrayLike, probs: ArrayLike, *, alpha: float = 1e-6) -> Verdict:
     """Pearson chi-square goodness of fit of ``counts`` to ``probs``; reject when ``p < alpha``.
 
-    A draw from a category of probability zero is an automatic rejection (p-value 0).
+    The rate ``alpha`` is asymptotic (Pearson's statistic is chi-square only in the limit;
+    cells with expected count below 5 are pooled by :func:`pooled_cells`). A draw from a
+    category of probability zero is an automatic rejection (p-value 0), whatever the
+    pooling of the other cells.
+
+    >>> chisquare_test([37, 1, 2], [0.95, 0.05, 0.0]).passed
+    False
     """
     alpha = _check_alpha(alpha)
     observed, expected = pooled_cells(counts, probs)

@@ -21,12 +21,14 @@ import torch
 from gumbel_lib._validation import (
     check_count,
     check_dim,
+    check_generator,
     check_logits,
+    require,
     should_validate,
     working_dtype,
 )
 from gumbel_lib.noise import standard_gumbel
-from gumbel_lib.plackett_luce import _check_sample, _check_sample_values
+from gumbel_lib.plackett_luce import _check_sample, _check_sample_values, sample_ok
 
 
 def truncate_above(x: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
@@ -56,7 +58,11 @@ def conditional_topk_gumbels(
     otherwise), in decreasing order of the perturbed value. Returns a tensor of shape
     ``(n_samples, *logits.shape)`` in the working dtype whose ``topk(k)`` along ``dim`` is
     ``index``; masked (``-inf``) categories stay ``-inf``. With ``k = 1`` this is the law of
-    ``conditional_gumbels``. Chapter:
+    ``conditional_gumbels``. ``generator`` must be a ``torch.Generator`` or ``None``
+    (``TypeError``). Under validation an index out of range or repeated, NaN or ``+inf``
+    logits, and an index at a ``-inf`` logit raise ``ValueError``; the checks run in every
+    mode (one reduction and one read in eager, ``torch._assert_async`` under
+    ``torch.compile``, skipped inside ``torch.func`` transforms). Chapter:
     :doc:`Sampling without replacement </book/sampling-without-replacement>`.
 
     >>> gen = torch.Generator().manual_seed(0)
@@ -68,12 +74,9 @@ def conditional_topk_gumbels(
     dim = check_dim(dim, logits.dim())
     index = _check_sample(logits, index, dim, "index")
     n_samples = check_count(n_samples, "n_samples", upper=2**31 - 1, what="allowed")
+    check_generator(generator)
     if should_validate(validate_args):
-        _check_sample_values(index, logits.shape[dim], dim, "index")
-        if torch.isnan(logits).any() or torch.isposinf(logits).any():
-            raise ValueError("logits contains NaN or +inf")
-        if torch.isneginf(logits.gather(dim, index)).any():
-            raise ValueError("index points at a category whose logit is -inf: it cannot be drawn")
+        _require_drawable_index(logits, index, dim)
     last = logits.detach().movedim(dim, -1).to(working_dtype(logits.dtype))
     top = index.movedim(dim, -1)
     h = standard_gumbel(
@@ -94,3 +97,24 @@ def conditional_topk_gumbels(
     losers = torch.where(masked, torch.full_like(h, -torch.inf), truncate_above(safe, bound))
     z = losers.scatter(-1, at, torch.cat(values, dim=-1))
     return z.movedim(-1, dim + 1)
+
+
+def _require_drawable_index(logits: torch.Tensor, index: torch.Tensor, dim: int) -> None:
+    """The value checks of :func:`conditional_topk_gumbels`, as one ``require``."""
+    size = logits.shape[dim]
+    at = logits.gather(dim, index.clamp(0, size - 1))  # clamped: the range is checked apart
+    ok = torch.cat(
+        [
+            sample_ok(index, size, dim).reshape(-1),
+            (logits < torch.inf).reshape(-1),
+            (at > -torch.inf).reshape(-1),
+        ]
+    )
+
+    def explain() -> None:
+        _check_sample_values(index, size, dim, "index")
+        if torch.isnan(logits).any() or torch.isposinf(logits).any():
+            raise ValueError("logits contains NaN or +inf")
+        raise ValueError("index points at a category whose logit is -inf: it cannot be drawn")
+
+    require(ok, "index must be distinct, in range and drawable; logits free of NaN, +inf", explain)

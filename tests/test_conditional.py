@@ -124,3 +124,18 @@ def test_topk_conditioning_with_k_1_is_conditional_gumbels() -> None:
     assert scipy.stats.ks_2samp(a[:, 0].numpy(), b[:, 0].numpy()).pvalue >= ALPHA
     free = LOGITS[0] + torch.from_numpy(scipy.stats.gumbel_r.rvs(size=n, random_state=13))
     assert scipy.stats.ks_2samp(a[:, 0].numpy(), free.numpy()).pvalue < ALPHA
+
+
+def test_topk_conditioning_checks_its_generator_and_values() -> None:
+    with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got str"):
+        conditional_topk_gumbels(LOGITS, torch.tensor([0, 1]), 2, generator="seed")
+    with pytest.raises(ValueError, match="index holds an index outside"):
+        conditional_topk_gumbels(LOGITS, torch.tensor([0, 4]), 2)
+    with pytest.raises(ValueError, match="logits contains NaN or \\+inf"):
+        conditional_topk_gumbels(torch.tensor([0.0, math.nan, 1.0]), torch.tensor([0]), 2)
+    with pytest.raises(ValueError, match="index points at a category whose logit is -inf"):
+        conditional_topk_gumbels(torch.tensor([0.0, -math.inf, 1.0]), torch.tensor([2, 1]), 2)
+    off = conditional_topk_gumbels(
+        torch.tensor([0.0, -math.inf, 1.0]), torch.tensor([2, 1]), 2, validate_args=False
+    )
+    assert off.shape == (2, 3)  # value checks only under validation

@@ -168,3 +168,36 @@ def test_validation_switch() -> None:
         plackett_luce_log_prob(LOGITS, torch.tensor([[1]]), validate_args=False)
     with pytest.raises(TypeError, match="validate_args must be a bool"):
         sequential_sample(LOGITS, 2, validate_args="yes")
+
+
+def test_every_category_left_masked_gives_minus_inf_not_nan() -> None:
+    # Step 2 of [0, 1] has only masked categories left: log P = -inf, its gradient 0, not NaN.
+    x = torch.tensor([[0.0, -math.inf, -math.inf], [0.3, -math.inf, 1.0]], requires_grad=True)
+    value = plackett_luce_log_prob(x, torch.tensor([[0, 1], [2, 0]]))
+    assert value[0].item() == -math.inf and torch.isfinite(value[1])
+    value.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert torch.equal(x.grad[0], torch.zeros(3))
+    # row 1 is log sigmoid(1.0 - 0.3): gradient (-1, 0, 1) sigmoid(0.3 - 1.0)
+    assert torch.allclose(
+        x.grad[1], torch.tensor([-1.0, 0.0, 1.0]) * math.exp(-0.7) / (1 + math.exp(-0.7))
+    )
+    y = torch.tensor([0.0, -math.inf, -math.inf, 0.5], requires_grad=True)
+    subset = plackett_luce_subset_log_prob(y, torch.tensor([1, 2]))  # every order impossible
+    assert subset.item() == -math.inf
+    subset.backward()
+    assert y.grad is not None and torch.equal(y.grad, torch.zeros(4))
+
+
+def test_half_precision_is_computed_in_float32() -> None:
+    # In float16, -6e4 - 6e4 overflows to -inf; the true log-probability is -1.2e5.
+    logits = torch.tensor([6e4, -6e4], dtype=torch.float16)
+    value = plackett_luce_log_prob(logits, torch.tensor([1, 0]))
+    assert value.dtype == torch.float32 and value.item() == -1.2e5
+    subset = plackett_luce_subset_log_prob(logits.bfloat16(), torch.tensor([1]))
+    assert subset.dtype == torch.float32 and torch.isfinite(subset)
+
+
+def test_sequential_sample_checks_its_generator() -> None:
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        sequential_sample(LOGITS, 2, generator=0)

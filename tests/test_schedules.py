@@ -32,6 +32,27 @@ def test_jang_updates_every_n_steps_and_floors() -> None:
     assert len(set(taus[200:299].tolist())) == 1
 
 
+def test_extreme_endpoints_stay_positive_and_exact() -> None:
+    # end / start = 1e-600 underflows to 0: the log-space path keeps every value positive
+    taus = exponential_schedule(1e300, 1e-300, 3)
+    assert taus[0] == 1e300 and taus[-1] == 1e-300 and taus[1] == pytest.approx(1.0)
+    widest = exponential_schedule(np.finfo(np.float64).max, 5e-324, 101)
+    assert np.all(widest > 0) and np.all(np.isfinite(widest)) and np.all(np.diff(widest) <= 0)
+    assert widest[0] == np.finfo(np.float64).max and widest[-1] == 5e-324
+    assert np.allclose(np.diff(np.log(widest[1:-1])), np.diff(np.log(widest[1:-1]))[0])
+    # the ordinary path is unchanged, bit for bit
+    assert np.array_equal(exponential_schedule(2.0, 0.5, 50), 2.0 * 0.25 ** (np.arange(50) / 49))
+
+
+def test_jang_with_a_period_beyond_the_run() -> None:
+    # every * (t // every) overflowed int64 for every = 10**20; any every >= steps means
+    # the temperature is never updated
+    assert jang_schedule(1.0, 0.5, 0.1, 10**20, 5).tolist() == [1.0] * 5
+    assert np.array_equal(jang_schedule(1.0, 0.5, 0.1, 7, 7), jang_schedule(1.0, 0.5, 0.1, 8, 7))
+    huge_rate = jang_schedule(1e300, 1e-300, 1e300, 1, 4)  # exp underflows: the floor
+    assert huge_rate.tolist() == [1e300, 1e-300, 1e-300, 1e-300]
+
+
 @pytest.mark.parametrize(
     ("call", "error", "name"),
     [

@@ -61,6 +61,21 @@ def test_pooling_merges_small_cells() -> None:
     assert observed.sum() == 100 and expected.sum() == pytest.approx(100)
 
 
+def test_a_still_small_pool_is_merged_into_a_cell_not_kept() -> None:
+    # Expected counts (50, 47, 2, 1): the pool of the two small cells expects 3, still below
+    # 5, so it must join the smallest large cell (47) rather than stand as a cell of its own.
+    observed, expected = pooled_cells([50, 46, 3, 1], [0.5, 0.47, 0.02, 0.01])
+    assert observed.tolist() == [50, 50]
+    assert expected.tolist() == pytest.approx([50, 50])
+    assert expected.min() >= 5 and observed.sum() == 100
+    # one small cell alone is folded the same way
+    observed, expected = pooled_cells([50, 46, 4], [0.5, 0.47, 0.03])
+    assert observed.tolist() == [50, 50] and expected.min() >= 5
+    # every cell small: one pooled cell, nothing to test against
+    observed, expected = pooled_cells([2, 1], [0.5, 0.5])
+    assert observed.tolist() == [3] and expected.tolist() == pytest.approx([3])
+
+
 def test_chisquare_accepts_and_rejects() -> None:
     rng = np.random.default_rng(3)
     p = np.array([0.1, 0.2, 0.3, 0.4])
@@ -74,6 +89,12 @@ def test_chisquare_accepts_and_rejects() -> None:
 def test_drawing_an_impossible_category_fails() -> None:
     assert not chisquare_test([10, 10, 1], [0.5, 0.5, 0.0]).passed
     assert chisquare_test([10, 10, 0], [0.5, 0.5, 0.0]).passed
+    # the draws in the probability-0 cell must not hide in a pool of small cells
+    assert not chisquare_test([37, 1, 2], [0.95, 0.05, 0.0]).passed
+    assert not chisquare_test([90, 3, 1, 1], [0.95, 0.03, 0.02, 0.0]).passed
+    assert chisquare_test([37, 3, 0], [0.95, 0.05, 0.0]).passed
+    observed, expected = pooled_cells([37, 1, 2], [0.95, 0.05, 0.0])
+    assert expected[-1] == 0 and observed[-1] == 2
 
 
 def test_chisquare_sample_size_has_the_stated_power() -> None:
