@@ -19,6 +19,7 @@ from gumbel_lib.estimators import (
     sse_gradient,
     straight_through_gradient,
 )
+from gumbel_lib.keyed import keyed_uniform, philox4x32
 from gumbel_lib.noise import (
     gumbel_from_uniform,
     noise_bounds,
@@ -30,17 +31,21 @@ from gumbel_lib.plackett_luce import (
     plackett_luce_subset_log_prob,
     sequential_sample,
 )
+from gumbel_lib.plackett_luce_distribution import PlackettLuce
 from gumbel_lib.reinmax import reinmax
 from gumbel_lib.relax import gumbel_softmax, relaxed_log_sample, straight_through
 from gumbel_lib.sampling import gumbel_max, gumbel_topk, perturb
 from gumbel_lib.schedules import exponential_schedule, jang_schedule
+from gumbel_lib.sharded import sharded_gumbel_max
 from gumbel_lib.subsets import expected_redraws, m_hot, m_hot_by_redraw
+from gumbel_lib.tokens import sample_tokens
 from gumbel_lib.topk_conditional import conditional_topk_gumbels
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ESTIMATORS",
+    "PlackettLuce",
     "concrete_log_prob",
     "conditional_gumbels",
     "conditional_topk_gumbels",
@@ -57,20 +62,24 @@ __all__ = [
     "gumbel_softmax",
     "gumbel_topk",
     "jang_schedule",
+    "keyed_uniform",
     "m_hot",
     "m_hot_by_redraw",
     "noise_bounds",
     "perturb",
+    "philox4x32",
     "plackett_luce_log_prob",
     "plackett_luce_subset_log_prob",
     "reinmax",
     "relaxed_gradient",
     "relaxed_log_sample",
     "sample_gumbel",
+    "sample_tokens",
     "sample_with",
     "score_function",
     "sequential_sample",
     "set_default_validate_args",
+    "sharded_gumbel_max",
     "sse_gradient",
     "straight_through",
     "straight_through_gradient",

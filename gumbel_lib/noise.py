@@ -143,15 +143,24 @@ def minus_gumbel(
 def keyed_minus_gumbel(
     key: int | torch.Tensor,
     position: int | torch.Tensor,
-    index: int | torch.Tensor,
+    index: torch.Tensor,
     *,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """``-g`` in float64 for counter-based uniforms: a pure function of ``(key, position,
-    index)`` (:func:`gumbel_lib.keyed.keyed_uniform`), mapped like every other draw."""
+    """``-g`` in float64 for rows of tokens, from counter-based uniforms (internal).
+
+    ``key`` and ``position`` are ints or tensors of a batch shape (one per row), ``index``
+    the 1-D token indices: the result has shape ``(*batch, len(index))`` and entry
+    ``[..., j]`` is a pure function of ``(key, position, index[j])``
+    (:func:`gumbel_lib.keyed.keyed_uniform`), mapped like every other draw.
+    """
     from gumbel_lib.keyed import keyed_uniform
 
-    return minus_gumbel_of(keyed_uniform(key, position, index, device=device))
+    def per_row(value: int | torch.Tensor) -> int | torch.Tensor:
+        return value.to(index.device).unsqueeze(-1) if isinstance(value, torch.Tensor) else value
+
+    u = keyed_uniform(per_row(key), per_row(position), index, device=device)
+    return minus_gumbel_of(u)
 
 
 def gumbel_from_uniform(u: torch.Tensor, *, validate_args: bool | None = None) -> torch.Tensor:

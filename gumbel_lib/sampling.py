@@ -10,10 +10,10 @@
 The exact samplers compare ``(l - max l) + g`` in float64, with the noise of
 :mod:`gumbel_lib.noise` (53-bit uniforms), whatever the dtype of the logits: the law of the
 sample is within a total variation of ``3 n 2**-53 + 2**-44`` of ``softmax(l)`` for ``n``
-drawable categories, at any scale of the logits (below ``1e-10`` at ``n = 2**18``), where float32 noise and float32 sums lose the tail of a large
-vocabulary and break near-ties by index (:doc:`Gumbel-max at vocabulary scale
-</book/vocabulary-scale>`, which proves the bound). Categories with logit ``-inf`` are never
-drawn.
+drawable categories, at any scale of the logits (below ``1e-10`` at ``n = 2**18``), where
+float32 noise and float32 sums lose the tail of a large vocabulary and break near-ties by
+index (:doc:`Gumbel-max at vocabulary scale </book/vocabulary-scale>`, which proves the
+bound). Categories with logit ``-inf`` are never drawn.
 """
 
 from __future__ import annotations
@@ -107,8 +107,8 @@ def gumbel_max(
     Returns an int64 tensor with ``dim`` removed. The comparison is made in float64 on
     ``(logits - max logits) + g``, so the law is within the total variation bound of the
     module docstring of ``softmax(logits)``, at any vocabulary size, for every dtype and
-    scale of ``logits`` (:doc:`Gumbel-max at vocabulary scale </book/vocabulary-scale>`). Logits may be
-    unnormalised and may hold ``-inf`` for masked categories (never drawn). Under
+    scale of ``logits`` (:doc:`Gumbel-max at vocabulary scale </book/vocabulary-scale>`).
+    Logits may be unnormalised and may hold ``-inf`` for masked categories (never drawn). Under
     validation, NaN or ``+inf`` logits and rows masked everywhere raise ``ValueError``.
     Proved in :doc:`The max of Gumbels </book/max-of-gumbels>`.
 

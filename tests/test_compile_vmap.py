@@ -41,6 +41,9 @@ pytestmark = [
 
 Y = torch.softmax(torch.randn(3, 5, generator=seeded(20)), -1)
 INDEX = torch.tensor([0, 2, 4])
+TOP2 = torch.tensor([[0, 1], [2, 3], [4, 0]])
+RANKING = torch.tensor([[0, 1, 2], [4, 3, 2], [1, 0, 4]])
+KEYS = torch.tensor([3, 4, 5])
 # name -> (call with default settings, exact under tracing?): relaxed samplers trace the
 # shifted graph, which eager takes with validation off
 SAMPLERS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], bool]] = {
@@ -60,6 +63,15 @@ SAMPLERS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], bool]] = {
         lambda x: gl.concrete_log_prob(Y, x, torch.full((3,), 0.5)),
         True,
     ),
+    "plackett_luce_sample": (lambda x: gl.PlackettLuce(x).sample((2,)), True),
+    "plackett_luce_sample_k2": (lambda x: gl.PlackettLuce(x, k=2).sample(), True),
+    "plackett_luce_log_prob": (lambda x: gl.PlackettLuce(x, k=3).log_prob(RANKING), True),
+    "reinmax": (lambda x: gl.reinmax(x, 0.5), True),
+    "conditional_topk_gumbels": (lambda x: gl.conditional_topk_gumbels(x, TOP2, 2), True),
+    "sequential_sample": (lambda x: gl.sequential_sample(x, 3), True),
+    "sample_tokens": (lambda x: gl.sample_tokens(x, temperature=0.7, top_p=0.9), True),
+    "sample_tokens_keyed": (lambda x: gl.sample_tokens(x, key=KEYS, position=2), True),
+    "keyed_uniform": (lambda x: gl.keyed_uniform(KEYS[:, None], 0, torch.arange(5)), True),
 }
 
 
@@ -115,7 +127,20 @@ def test_compiled_forward_and_backward() -> None:
 BAD = {"NaN": float("nan"), "+inf": float("inf")}
 
 
-@pytest.mark.parametrize("name", ["gumbel_softmax", "gumbel_max", "gumbel_topk", "perturb"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gumbel_softmax",
+        "gumbel_max",
+        "gumbel_topk",
+        "perturb",
+        "plackett_luce_sample",
+        "reinmax",
+        "conditional_topk_gumbels",
+        "sequential_sample",
+        "sample_tokens",
+    ],
+)
 @pytest.mark.parametrize("bad", list(BAD))
 def test_bad_logits_raise_eager_and_traced(name: str, bad: str) -> None:
     """Eager: ValueError naming the value; compiled: the graph's assertion, naming logits."""
@@ -173,6 +198,10 @@ MAPPED: dict[str, Callable[..., torch.Tensor]] = {
     "gumbel_topk": lambda x, g: gl.gumbel_topk(x, 2, generator=g),
     "perturb": lambda x, g: gl.perturb(x, generator=g),
     "gumbel_rao": lambda x, g: gl.gumbel_rao(x, 0.5, 3, generator=g),
+    "plackett_luce_sample": lambda x, g: gl.PlackettLuce(x).sample(generator=g),
+    "reinmax": lambda x, g: gl.reinmax(x, 0.5, generator=g),
+    "sequential_sample": lambda x, g: gl.sequential_sample(x, 3, generator=g),
+    "sample_tokens": lambda x, g: gl.sample_tokens(x, temperature=0.7, top_k=3, generator=g),
 }
 # the relaxed samplers take the shifted graph inside vmap: eager's, with validation off
 SHIFTED = {"gumbel_softmax", "gumbel_softmax_hard", "relaxed_log_sample"}
@@ -222,3 +251,18 @@ def test_vmap_concrete_log_prob_equals_the_batched_call() -> None:
     assert torch.allclose(mapped, gl.concrete_log_prob(y, BATCH, 0.5), rtol=1e-6, atol=1e-6)
     shared = vmap(lambda a: gl.concrete_log_prob(a, BATCH[0], 0.5))(y)
     assert torch.allclose(shared, gl.concrete_log_prob(y, BATCH[0], 0.5), rtol=1e-6, atol=1e-6)
+
+
+def test_vmap_conditional_topk_gumbels() -> None:
+    """randomness="same" equals each slice; "different" draws another noise layout than the
+    batched call, so only its structure is checked: the conditioned top-2 stays on top."""
+
+    def fn(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return gl.conditional_topk_gumbels(x, TOP2, 2, generator=g)
+
+    same = vmap(lambda x: fn(x, seeded(8)), randomness="same")(BATCH)
+    for i in range(BATCH.shape[0]):
+        assert torch.equal(same[i], fn(BATCH[i], seeded(8)))
+    different = vmap(lambda x: fn(x, seeded(7)), randomness="different")(BATCH)
+    assert different.shape == (4, 2, 3, 5)
+    assert torch.equal(different.topk(2, -1).indices, TOP2.expand(4, 2, 3, 2))
