@@ -69,6 +69,9 @@ SAMPLERS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], bool]] = {
     "reinmax": (lambda x: gl.reinmax(x, 0.5), True),
     "conditional_topk_gumbels": (lambda x: gl.conditional_topk_gumbels(x, TOP2, 2), True),
     "sequential_sample": (lambda x: gl.sequential_sample(x, 3), True),
+    "m_hot": (lambda x: gl.m_hot(x, 2, 0.5), True),
+    "m_hot_hard": (lambda x: gl.m_hot(x, 2, 0.5, hard=True), True),
+    "m_hot_by_redraw": (lambda x: gl.m_hot_by_redraw(x, 2, 0.5), True),
     "sample_tokens": (lambda x: gl.sample_tokens(x, temperature=0.7, top_p=0.9), True),
     "sample_tokens_keyed": (lambda x: gl.sample_tokens(x, key=KEYS, position=2), True),
     "keyed_uniform": (lambda x: gl.keyed_uniform(KEYS[:, None], 0, torch.arange(5)), True),
@@ -139,6 +142,8 @@ BAD = {"NaN": float("nan"), "+inf": float("inf")}
         "conditional_topk_gumbels",
         "sequential_sample",
         "sample_tokens",
+        "m_hot",
+        "m_hot_by_redraw",
     ],
 )
 @pytest.mark.parametrize("bad", list(BAD))
@@ -202,6 +207,9 @@ MAPPED: dict[str, Callable[..., torch.Tensor]] = {
     "reinmax": lambda x, g: gl.reinmax(x, 0.5, generator=g),
     "sequential_sample": lambda x, g: gl.sequential_sample(x, 3, generator=g),
     "sample_tokens": lambda x, g: gl.sample_tokens(x, temperature=0.7, top_k=3, generator=g),
+    "m_hot": lambda x, g: gl.m_hot(x, 2, 0.5, generator=g),
+    "m_hot_hard": lambda x, g: gl.m_hot(x, 2, 0.5, hard=True, generator=g),
+    "m_hot_by_redraw": lambda x, g: gl.m_hot_by_redraw(x, 2, 0.5, generator=g),
 }
 # the relaxed samplers take the shifted graph inside vmap: eager's, with validation off
 SHIFTED = {"gumbel_softmax", "gumbel_softmax_hard", "relaxed_log_sample"}
