@@ -65,9 +65,9 @@ def negated_centred_perturbed(
 
 
 def centred(logits: torch.Tensor, dim: int) -> torch.Tensor:
-    """``logits - max(logits)`` along ``dim``, in float64 (internal)."""
-    wide = logits.to(torch.float64)
-    return wide - wide.amax(dim, keepdim=True)
+    """``logits - max(logits)`` along ``dim``, in a fresh float64 tensor (internal)."""
+    wide = logits.to(torch.float64, copy=True)
+    return wide.sub_(wide.amax(dim, keepdim=True))
 
 
 def perturb(

@@ -189,8 +189,9 @@ def sample_tokens(
     else:
         assert position is not None
         index = torch.arange(logits.shape[-1], device=device)
-        minus_g = keyed_minus_gumbel(key, position, index, device=device).expand(logits.shape)
-    low, token = torch.sub(minus_g, centred(scaled, -1)).min(-1)
+        minus_g = keyed_minus_gumbel(key, position, index, device=device)
+    # -((l - max l) + g) in float64: its first minimum is the Gumbel-max token
+    low, token = centred(scaled, -1).neg_().add_(minus_g).min(-1)
     if validate and low.numel():
         check_finite_max(low, logits, logits.dim() - 1)
     if temperature is None or isinstance(temperature, float | int) and temperature > 0:
