@@ -88,10 +88,12 @@ execute: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.numerics
+	$(BIN)/python -m benchmarks.tokens
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m benchmarks.run --smoke --out _build/bench-smoke
 	$(BIN)/python -m benchmarks.numerics --smoke --out _build/bench-smoke
+	$(BIN)/python -m benchmarks.tokens --smoke --out _build/bench-smoke
 
 clean:
 	rm -rf _build

@@ -43,9 +43,16 @@ def negated_perturbed(logits: torch.Tensor, generator: torch.Generator | None) -
     unbatched noise).
     """
     minus_g = minus_gumbel(logits.shape, generator=generator, device=logits.device)
-    if torch._C._functorch.is_batchedtensor(logits):
-        return torch.sub(minus_g, logits)
-    return minus_g.sub_(logits)
+    return minus_perturbed(minus_g, logits)
+
+
+def minus_perturbed(minus_g: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``(-g) - values`` in ``minus_g``'s storage when it can hold the result (internal):
+    out of place when ``values`` is batched by ``vmap`` (``randomness="same"`` shares
+    unbatched noise) or ``minus_g`` must broadcast."""
+    if minus_g.shape != values.shape or torch._C._functorch.is_batchedtensor(values):
+        return torch.sub(minus_g, values)
+    return minus_g.sub_(values)
 
 
 def negated_centred_perturbed(

@@ -20,6 +20,7 @@ import torch.distributed as dist
 
 from gumbel_lib._validation import check_finite_max, check_logits, should_validate
 from gumbel_lib.noise import keyed_minus_gumbel
+from gumbel_lib.sampling import minus_perturbed
 
 
 def sharded_gumbel_max(
@@ -47,13 +48,13 @@ def sharded_gumbel_max(
         raise ValueError(f"offset must be a non-negative int, got {offset!r}")
     if not dist.is_available() or not dist.is_initialized():
         raise RuntimeError("sharded_gumbel_max needs an initialised torch.distributed group")
-    wide = local_logits.detach().to(torch.float64)
+    wide = local_logits.detach().to(torch.float64, copy=True)
     high = wide.amax(-1, keepdim=True)
     dist.all_reduce(high, op=dist.ReduceOp.MAX, group=group)
     device = local_logits.device
     index = torch.arange(offset, offset + local_logits.shape[-1], device=device)
     minus_g = keyed_minus_gumbel(key, position, index, device=device)
-    low, local_index = torch.sub(minus_g, wide - high).min(-1)  # -(centred + g)
+    low, local_index = minus_perturbed(minus_g, wide.sub_(high)).min(-1)  # -(centred + g)
     mine = torch.stack([low, (local_index + offset).to(torch.float64)], -1)
     everyone = [torch.empty_like(mine) for _ in range(dist.get_world_size(group))]
     dist.all_gather(everyone, mine, group=group)

@@ -28,7 +28,7 @@ from gumbel_lib._validation import (
     should_validate,
 )
 from gumbel_lib.noise import keyed_minus_gumbel, minus_gumbel
-from gumbel_lib.sampling import centred
+from gumbel_lib.sampling import centred, minus_perturbed
 
 Parameter = float | int | torch.Tensor | None
 
@@ -73,29 +73,28 @@ def filtered_logits(
     top_p: Parameter = None,
     min_p: Parameter = None,
 ) -> torch.Tensor:
-    """The logits that :func:`sample_tokens` samples from: ``logits / temperature`` (a zero
-    temperature is treated as one here) in float32 or wider, with ``-inf`` at every token
-    a filter removes (internal, no checks).
+    """The logits that :func:`sample_tokens` samples from, in a fresh float64 tensor:
+    ``(logits - max logits) / temperature`` (a zero temperature is treated as one here;
+    the shift moves no probability and keeps the values that matter near zero), with
+    ``-inf`` at every token a filter removes (internal, no checks).
 
-    * min-p keeps token ``i`` when ``p_i >= min_p * max_j p_j``, i.e. when its scaled
-      logit is at least ``max + log(min_p)``; ``min_p = 0`` keeps every token;
+    * min-p keeps token ``i`` when ``p_i >= min_p * max_j p_j``, i.e. when its shifted
+      logit is at least ``log(min_p)``; ``min_p = 0`` keeps every token;
     * top-k keeps the tokens at least as large as the ``k``-th largest (ties at the cut
       are kept); ``top_k = 0`` keeps every token;
     * top-p keeps the smallest prefix of the tokens sorted by probability whose mass
       reaches ``top_p``, the token that crosses it included, computed on what min-p and
       top-k kept (ties at the cut are kept); ``top_p = 1`` keeps every token.
     """
-    wide = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    scaled = centred(logits, -1)
     if isinstance(temperature, torch.Tensor):
-        scaled = wide / torch.where(temperature > 0, temperature, 1.0).to(wide.dtype)
-    elif temperature is not None and temperature > 0:
-        scaled = wide / float(temperature) if temperature != 1.0 else wide
-    else:
-        scaled = wide
+        scaled.div_(torch.where(temperature > 0, temperature, 1.0).to(scaled.dtype))
+    elif temperature is not None and temperature > 0 and temperature != 1.0:
+        scaled.div_(float(temperature))
     neg_inf = torch.tensor(-torch.inf, dtype=scaled.dtype, device=scaled.device)
     if min_p is not None and not (isinstance(min_p, float | int) and min_p <= 0):
-        floor = scaled.amax(-1, keepdim=True) + torch.log(torch.as_tensor(min_p).to(scaled))
-        scaled = torch.where(scaled >= floor, scaled, neg_inf)
+        floor = torch.log(torch.as_tensor(min_p, device=scaled.device).to(scaled.dtype))
+        scaled = torch.where(scaled >= floor, scaled, neg_inf)  # the maximum is 0
     use_k = top_k is not None and not (isinstance(top_k, int) and top_k <= 0)
     use_p = top_p is not None and not (isinstance(top_p, float | int) and top_p >= 1)
     if not (use_k or use_p):
@@ -112,7 +111,7 @@ def filtered_logits(
         ranked = torch.where(ranked >= cut, ranked, neg_inf)
         scaled = torch.where(scaled >= cut, scaled, neg_inf)
     if use_p:
-        probs = torch.softmax(ranked.double(), -1)
+        probs = torch.softmax(ranked, -1)
         before = probs.cumsum(-1) - probs  # mass of the tokens ranked above each one
         bound = torch.as_tensor(top_p, device=scaled.device).double()
         keep = (before < bound) | (bound >= 1)  # top_p = 1 keeps every token
@@ -190,8 +189,8 @@ def sample_tokens(
         assert position is not None
         index = torch.arange(logits.shape[-1], device=device)
         minus_g = keyed_minus_gumbel(key, position, index, device=device)
-    # -((l - max l) + g) in float64: its first minimum is the Gumbel-max token
-    low, token = centred(scaled, -1).neg_().add_(minus_g).min(-1)
+    # -(scaled + g) in float64: its first minimum is the Gumbel-max token
+    low, token = minus_perturbed(minus_g, scaled).min(-1)
     if validate and low.numel():
         check_finite_max(low, logits, logits.dim() - 1)
     if temperature is None or isinstance(temperature, float | int) and temperature > 0:
