@@ -85,7 +85,7 @@ def conditional_gumbels(
 
 def _check_condition(logits: torch.Tensor, index: torch.Tensor, dim: int) -> None:
     """Under validation: logits without NaN or ``+inf``, and every ``index`` in range and at a
-    finite logit; one reduction and one read (:func:`~gumbel_lib._validation.require`)."""
+    finite logit; one reduction and one read (``gumbel_lib._validation.require``)."""
     n = logits.shape[dim]
     in_range = (index >= 0) & (index < n)
     chosen = logits.detach().gather(dim, index.clamp(0, n - 1).unsqueeze(dim))

@@ -23,7 +23,7 @@ Masked categories (logit ``-inf``) need no Python branch: with ``y_i = 0`` the s
 log-sum-exp); with ``y_i > 0`` it is ``-inf``, so the density is 0, as it must be outside
 the support. Validation adds one reduction along ``dim`` (the mass ``sum_i exp(x_i)``),
 a few operations on the per-row results, and one read, all through
-:func:`gumbel_lib._validation.require`: a ``ValueError`` in eager mode, an in-graph
+``gumbel_lib._validation.require``: a ``ValueError`` in eager mode, an in-graph
 assertion under ``torch.compile(fullgraph=True)``, skipped inside ``torch.func.vmap``.
 """
 

@@ -28,7 +28,7 @@ The path from a call to its result, all in this module and :mod:`gumbel_lib.nois
 
 A ``-inf`` logit gives ``y_i = 0`` exactly and a zero gradient. No Python branch reads a
 tensor value outside validation, and validation itself runs as a tensor assertion under
-``torch.compile`` (see :mod:`gumbel_lib._validation`).
+``torch.compile`` (see :doc:`Validation and devices </book/api-settings>`).
 """
 
 from __future__ import annotations

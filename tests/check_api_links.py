@@ -31,7 +31,7 @@ from pathlib import Path
 
 from check_prose_numbers import prose_lines
 
-NOT_CHAPTERS = {"api-reference", "bibliography", "reproducibility"}
+NOT_CHAPTERS = {"bibliography", "reproducibility"}  # and the API pages, book/api-*.md
 ROLE = re.compile(r"\{(?:py:)?(func|class|meth|data|obj|mod)\}`~?([^`<]*?(?:<([^>]+)>)?)`")
 INLINE_CODE = re.compile(r"(?<![}`])``?([^`]+)``?")
 CELL_OPEN = re.compile(r"^(`{3,})\{code-cell\}")
@@ -157,7 +157,7 @@ def check(chapter: Path, api: dict[object, str]) -> tuple[int, int, list[str]]:
         path = api.get(obj)
         is_link, target = first.get(obj, (False, ""))
         if path is None:
-            problems.append(f"{name}: used but not in book/api-reference.md")
+            problems.append(f"{name}: used but on no API page (book/api-*.md)")
         elif not target:
             problems.append(f"{name}: never named in the prose; link {path}")
         elif not is_link:
@@ -177,12 +177,41 @@ def _at(target: str) -> object:
         return None
 
 
+def api_pages(book: Path) -> list[Path]:
+    """The API reference: its summary page and one page per group, ``book/api-*.md``."""
+    return sorted(book.glob("api-*.md"))
+
+
+def summary_problems(book: Path, api: dict[object, str]) -> list[str]:
+    """Every documented function and class is in the summary table of ``api-reference.md``,
+    under its documented path, and the table names nothing that is not documented."""
+    listed = {
+        match.group(2).lstrip("~")
+        for match in ROLE.finditer((book / "api-reference.md").read_text(encoding="utf-8"))
+        if match.group(1) in ("func", "class")
+    }
+    code = {path for obj, path in api.items() if inspect.isfunction(obj) or inspect.isclass(obj)}
+    return [
+        f"api-reference.md: {path} is documented but not in the summary"
+        for path in sorted(code - listed)
+    ] + [
+        f"api-reference.md: the summary lists {path}, which no API page documents"
+        for path in sorted(listed - code)
+    ]
+
+
 def main(folder: str) -> int:
     book = Path(folder)
-    api = documented(book / "api-reference.md")
+    api: dict[object, str] = {}
+    for page in api_pages(book):
+        api.update(documented(page))
     totals = [0, 0, 0]
+    problems = summary_problems(book, api)
+    for problem in problems:
+        print(problem)
+    totals[2] += len(problems)
     for chapter in sorted(book.glob("*.md")):
-        if chapter.stem in NOT_CHAPTERS:
+        if chapter.stem in NOT_CHAPTERS or chapter.stem.startswith("api-"):
             continue
         used, linked, problems = check(chapter, api)
         totals = [totals[0] + used, totals[1] + linked, totals[2] + len(problems)]

@@ -42,7 +42,7 @@ jupytext:
 import gumbel_lib as gl
 from gumbel_lib import stats as st
 from gumbel_lib.sampling import gumbel_max
-from gumbel_lib.sampling import negated_perturb  # internal: needs no link
+from gumbel_lib.sampling import negated_perturbed  # internal: needs no link
 
 index = gumbel_max(logits)
 verdict = st.dkwm_test(samples, cdf)  # reached through a module alias
@@ -93,4 +93,32 @@ def test_a_used_function_missing_from_the_api_page_is_reported(tmp_path: Path) -
     chapter.write_text(CHAPTER.format(prose=LINKED))
     (tmp_path / "api-reference.md").write_text(API_PAGE.replace(", perturb", ""))
     _, _, problems = checker.check(chapter, checker.documented(tmp_path / "api-reference.md"))
-    assert any("perturb: used but not in book/api-reference.md" in p for p in problems)
+    assert any("perturb: used but on no API page" in p for p in problems)
+
+
+SUMMARY = """# API reference
+
+| name | what |
+| --- | --- |
+| {func}`~gumbel_lib.sampling.gumbel_max` | samples |
+| {func}`~gumbel_lib.stats.dkwm_test` | tests |
+"""
+
+
+def test_the_summary_table_must_list_every_documented_function(tmp_path: Path) -> None:
+    (tmp_path / "api-reference.md").write_text(SUMMARY)
+    (tmp_path / "api-group.md").write_text(API_PAGE)
+    api = checker.documented(tmp_path / "api-group.md")
+    problems = checker.summary_problems(tmp_path, api)
+    assert problems == [
+        "api-reference.md: gumbel_lib.sampling.perturb is documented but not in the summary"
+    ]
+    (tmp_path / "api-reference.md").write_text(
+        SUMMARY + "| {func}`~gumbel_lib.sampling.perturb` | x |\n"
+    )
+    assert checker.summary_problems(tmp_path, api) == []
+    (tmp_path / "api-reference.md").write_text(SUMMARY.replace("dkwm_test", "dkwm_sample_size"))
+    assert any(
+        "lists gumbel_lib.stats.dkwm_sample_size" in p
+        for p in checker.summary_problems(tmp_path, api)
+    )
