@@ -51,7 +51,6 @@ from gumbel_lib._validation import (
     working_dtype,
 )
 from gumbel_lib.noise import minus_gumbel
-from gumbel_lib.sampling import centred
 
 PYTORCH_EPS = 1e-10  # the default of F.gumbel_softmax's deprecated ``eps``
 TINY = {dtype: torch.finfo(dtype).tiny for dtype in (torch.float32, torch.float64)}
@@ -94,7 +93,8 @@ def _perturbed(
     z = torch.sub(logits, minus_g.to(working_dtype(logits.dtype)))
     if not hard:
         return z, None
-    first = torch.sub(minus_g, centred(logits.detach(), dim)).argmin(dim, keepdim=True)
+    wide = logits.detach().to(torch.float64)  # exact: float32 and half fit in float64
+    first = torch.sub(minus_g, wide - wide.amax(dim, keepdim=True)).argmin(dim, keepdim=True)
     zeros = torch.zeros_like(z, requires_grad=False)
     if torch._C._functorch.is_batchedtensor(zeros):  # vmap has no rule for scatter_
         return z, zeros.scatter(dim, first, 1.0)
