@@ -5,9 +5,11 @@
 
 On :func:`gumbel_lib.estimator_study.toy_problem` (V = 3 variables, K = 4 categories, three
 losses) we print, for every estimator of ``gumbel_lib.estimators.ESTIMATORS`` and
-temperatures 0.5, 1 and 2, the bias-corrected squared bias with its 95% interval, the
-variance and the cosine similarity with the exact gradient (by enumeration of the 64 joint
-outcomes), then the time per gradient relative to one relaxed sample. The chapter
+temperatures 0.5, 1 and 2, the bias-corrected squared bias with a 95% interval for the
+squared norm of the bias (from the Gaussian law of the mean's noise; see
+:mod:`gumbel_lib.estimator_study`), the variance and the cosine similarity with the exact
+gradient (by enumeration of the 64 joint outcomes), then the time per gradient relative to
+one relaxed sample. The chapter
 *Lower-variance gradients* shows the same study at a smaller size.
 """
 

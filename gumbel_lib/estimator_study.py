@@ -8,12 +8,17 @@ We pool the estimates of several seeds and report
 
 * the bias-corrected squared bias ``B = ||mean G - g||^2 - tr(S) / N`` (``S`` the sample
   covariance): ``B`` is the U-statistic ``sum_{i != j} (G_i - g).(G_j - g) / (N (N - 1))``,
-  so ``E[B] = ||E G - g||^2`` exactly; the noise floor ``tr(S) / N`` of the mean is
-  subtracted, and ``B`` is negative when the bias is below it. Its variance is, exactly,
-  ``4 (N - 2) b'Cb / (N (N - 1)) + 2 (tr C^2 + 2 b'Cb) / (N (N - 1))`` (``b`` the bias,
-  ``C = Cov G``); we plug in estimates (``b'Cb`` corrected for the noise in ``b``) for a
-  normal confidence interval;
-* the variance ``tr Cov(G)`` and the mean cosine ``E[cos(G, g)]``.
+  so ``E[B] = ||b||^2`` exactly (``b = E G - g``); the noise floor ``tr(S) / N`` of the mean
+  is subtracted, and ``B`` is negative when the bias is below it;
+* an interval for ``||b||^2`` from the law of the noise ``e = mean G - E G``, approximately
+  ``N(0, Sigma)`` with ``Sigma = S / N``: the bound of Laurent and Massart (2000),
+  ``P(||e||^2 >= tr Sigma + 2 sqrt(tr(Sigma^2) t) + 2 lambda_max t) <= exp(-t)``, gives a
+  radius ``r(alpha)`` with ``P(||e|| > r) <= alpha``, hence (triangle inequality) the
+  interval ``[max(0, d - r), d + r]`` for ``||b||``, ``d = ||mean G - g||``, for every
+  direction of ``b``. ``d > r(alpha)`` is a test of ``b = 0`` at level ``alpha``, and a bias
+  of norm at least ``r(alpha) + r(beta)`` is detected with probability at least ``1 - beta``;
+* the variance ``tr Cov(G)`` and the mean cosine ``E[cos(G, g)]``, with standard errors, and
+  the mean of ``G`` with per-coordinate standard errors (for two-sample tests of means).
 
 Used by :doc:`Lower-variance gradients </book/lower-variance-gradients>` and
 ``python -m benchmarks.estimators``.
@@ -25,8 +30,8 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import scipy.stats
 import torch
 
 from gumbel_lib.enumeration import exact_gradient, joint_outcomes
@@ -73,13 +78,15 @@ def gradient_draws(
     n_estimates: int,
     n_draws: int = 1,
     rao_samples: int = 10,
+    baseline: float | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """``n_estimates`` independent estimates of ``grad E[f(D)]``, shape ``(n_estimates, V*K)``.
 
     Each estimate averages ``n_draws`` draws (``"reinforce-loo"`` uses them as its
     leave-one-out group, so it needs ``n_draws >= 2``); ``"gumbel-rao"`` uses
-    ``rao_samples`` conditional draws per draw. ``f`` maps ``(..., V, K)`` to ``(...)``.
+    ``rao_samples`` conditional draws per draw; ``"reinforce"`` subtracts the constant
+    ``baseline`` (0 when ``None``). ``f`` maps ``(..., V, K)`` to ``(...)``.
 
     >>> f = lambda d: d[..., 0, 0]
     >>> gen = torch.Generator().manual_seed(0)
@@ -88,7 +95,7 @@ def gradient_draws(
     (5, 6)
     """
     leaf = logits.detach().expand(n_estimates, *logits.shape).clone().requires_grad_(True)
-    surrogate = mean_surrogate(name, leaf, f, tau, n_draws, rao_samples, generator)
+    surrogate = mean_surrogate(name, leaf, f, tau, n_draws, rao_samples, generator, baseline)
     (grad,) = torch.autograd.grad(surrogate.sum(), leaf)
     return grad.reshape(n_estimates, -1)
 
@@ -101,6 +108,7 @@ def mean_surrogate(
     n_draws: int,
     rao_samples: int,
     generator: torch.Generator | None,
+    baseline: float | None = None,
 ) -> torch.Tensor:
     """The surrogate loss averaged over ``n_draws`` draws: its gradient is one estimate."""
     if name == "reinforce-loo":
@@ -108,61 +116,90 @@ def mean_surrogate(
     else:
         draws = logits.unsqueeze(0).expand(n_draws, *logits.shape)
         rao = rao_samples if name == "gumbel-rao" else None
-        y, surrogate = sample_with(name, draws, tau, n_samples=rao, generator=generator)
+        y, surrogate = sample_with(
+            name, draws, tau, n_samples=rao, baseline=baseline, generator=generator
+        )
     return surrogate(f(y)).mean(0)
 
 
 @dataclass(frozen=True)
 class EstimatorStats:
-    """Bias, variance and cosine of one estimator in one setting, over ``seeds`` runs."""
+    """Bias, variance and cosine of one estimator in one setting, over ``seeds`` runs.
+
+    >>> draws = 1 + 0.1 * torch.randn(400, 2, generator=torch.Generator().manual_seed(0))
+    >>> stats = bias_variance_cosine(draws, torch.zeros(2))  # mean (1, 1): |beta|^2 = 2
+    >>> row = EstimatorStats("x", "f", 1.0, 1, n=400, **stats)
+    >>> row.bias_detected(1e-6), row.interval()[0] > 1.9
+    (True, True)
+    """
 
     estimator: str
     loss: str
     tau: float
     n_draws: int
     bias2: float  # bias-corrected squared norm of the bias (the U-statistic B)
-    bias2_se: float  # its standard error
+    distance: float  # d = ||mean G - g||, the raw distance of the mean from the gradient
+    noise_trace: float  # tr Sigma, Sigma = S / N: the noise floor E||e||^2 of the mean
+    noise_trace2: float  # tr(Sigma^2)
+    noise_max: float  # the largest eigenvalue of Sigma
     variance: float  # tr Cov of one estimate
     variance_se: float  # its standard error (from the squared distances to the mean)
     cosine: float  # mean cosine similarity of one estimate with the exact gradient
     cosine_se: float  # its standard error
+    mean: tuple[float, ...]  # mean G, coordinate by coordinate
+    mean_se: tuple[float, ...]  # its standard errors
     n: int  # estimates, all seeds pooled
 
+    def noise_radius(self, alpha: float) -> float:
+        """``r`` with ``P(||e|| > r) <= alpha`` for ``e ~ N(0, Sigma)`` (Laurent-Massart)."""
+        t = math.log(1 / alpha)
+        r2 = self.noise_trace + 2 * math.sqrt(self.noise_trace2 * t) + 2 * self.noise_max * t
+        return math.sqrt(r2)
+
+    def bias_detected(self, alpha: float) -> bool:
+        """The test of ``b = 0`` at level ``alpha``: ``d > r(alpha)``."""
+        return self.distance > self.noise_radius(alpha)
+
+    def detectable_bias(self, alpha: float, miss: float) -> float:
+        """A bias of norm at least this is detected at level ``alpha`` w.p. >= ``1 - miss``."""
+        return self.noise_radius(alpha) + self.noise_radius(miss)
+
     def interval(self, confidence: float = 0.95) -> tuple[float, float]:
-        """Normal confidence interval of ``bias2`` at the given two-sided level."""
-        z = float(scipy.stats.norm.isf((1 - confidence) / 2))
-        return self.bias2 - z * self.bias2_se, self.bias2 + z * self.bias2_se
+        """Interval for ``||b||^2`` that covers it w.p. >= ``confidence``, any direction of b."""
+        r = self.noise_radius(1 - confidence)
+        return max(self.distance - r, 0.0) ** 2, (self.distance + r) ** 2
 
 
-def bias_variance_cosine(draws: torch.Tensor, exact: torch.Tensor) -> dict[str, float]:
-    """Bias-corrected squared bias (with standard error), variance and mean cosine.
+def bias_variance_cosine(draws: torch.Tensor, exact: torch.Tensor) -> dict[str, Any]:
+    """The fields of :class:`EstimatorStats` that the estimates ``draws`` determine.
 
     ``draws`` has shape ``(N, d)``, one estimate per row; ``exact`` is the gradient.
 
     >>> draws = torch.tensor([[1.0, 0.0], [3.0, 2.0]])
     >>> stats = bias_variance_cosine(draws, torch.ones(2))
-    >>> [round(stats[k], 3) for k in ("bias2", "bias2_se", "variance", "cosine")]
-    [-1.0, 4.0, 4.0, 0.844]
+    >>> [round(stats[k], 3) for k in ("bias2", "distance", "noise_trace", "variance", "cosine")]
+    [-1.0, 1.0, 2.0, 4.0, 0.844]
     """
     g = exact.reshape(-1).to(draws.dtype)
     n = draws.shape[0]
     centred = draws - draws.mean(0)
-    cov = centred.T @ centred / (n - 1)
+    sigma = centred.T @ centred / (n - 1) / n  # covariance of the mean
     bias = draws.mean(0) - g
-    variance = cov.trace().item()
-    bias2 = (bias @ bias).item() - variance / n
-    tr_c2 = (cov @ cov).trace().item()
-    bcb = max((bias @ cov @ bias).item() - tr_c2 / n, 0.0)  # E[b'Cb] has + tr(C^2)/n
-    var_b = (4 * (n - 2) * bcb + 2 * (tr_c2 + 2 * bcb)) / (n * (n - 1))
+    eigenvalues = torch.linalg.eigvalsh(sigma).clamp_min(0.0)
     cosine = torch.nn.functional.cosine_similarity(draws, g.expand_as(draws), dim=1)
     spread = (centred**2).sum(1)  # mean * n / (n - 1) is the variance
     return {
-        "bias2": bias2,
-        "bias2_se": math.sqrt(max(var_b, 0.0)),
-        "variance": variance,
+        "bias2": (bias @ bias).item() - sigma.trace().item(),
+        "distance": bias.norm().item(),
+        "noise_trace": eigenvalues.sum().item(),
+        "noise_trace2": (eigenvalues**2).sum().item(),
+        "noise_max": eigenvalues.max().item(),
+        "variance": n * sigma.trace().item(),
         "variance_se": spread.std().item() / math.sqrt(n),
         "cosine": cosine.mean().item(),
         "cosine_se": cosine.std().item() / math.sqrt(n),
+        "mean": tuple(draws.mean(0).tolist()),
+        "mean_se": tuple((draws.std(0) / math.sqrt(n)).tolist()),
     }
 
 
@@ -217,9 +254,12 @@ def study(
 
 
 def format_table(rows: Sequence[EstimatorStats]) -> str:
-    """A fixed-width text table (rounded, so that stored outputs compare exactly)."""
+    """A fixed-width text table (rounded, so that stored outputs compare exactly).
+
+    ``bias^2`` is ``B``; the interval is :meth:`EstimatorStats.interval` (95%, for ``||b||^2``).
+    """
     head = f"{'estimator':<17}{'loss':<10}{'tau':>5}{'m':>4}"
-    head += f"{'bias^2':>11}{'95% CI':>23}{'variance':>11}{'cosine':>8}"
+    head += f"{'bias^2':>11}{'95% interval':>23}{'variance':>11}{'cosine':>8}"
     lines = [head, "-" * len(head)]
     for r in rows:
         low, high = r.interval()

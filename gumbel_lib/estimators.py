@@ -26,6 +26,7 @@ Chapters: :doc:`The gradient </book/gradient>`,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -36,6 +37,7 @@ from gumbel_lib._validation import (
     check_logits,
     check_tau,
     raise_bad_logits,
+    require,
     should_validate,
 )
 from gumbel_lib.conditional import gumbel_rao
@@ -94,7 +96,8 @@ def sample_with(
     of ``surrogate(loss)`` equals ``loss``. Estimators (with ``g = df/dy``, ``D`` one-hot):
 
     * ``"reinforce"``: ``y = D``; gradient ``(f(D) - b) grad log p(D)``, ``b = baseline``
-      (a number or a tensor broadcastable to the loss, e.g. a moving average; default 0);
+      (a finite number or a tensor broadcastable to the loss, e.g. a moving average;
+      default 0; a tensor's values are checked under validation);
     * ``"reinforce-loo"``: ``n_samples >= 2`` draws along a new leading axis, ``b`` the
       mean loss of the other draws (leave-one-out); average the surrogate over that axis;
     * ``"gumbel-softmax"``: ``y = softmax((l + G) / tau)``, the relaxed sample, pathwise;
@@ -131,8 +134,13 @@ def sample_with(
         n_samples = check_count(n_samples, "n_samples", upper=2**31 - 1, what="allowed")
     if name == "reinforce-loo" and (n_samples is None or n_samples < 2):
         raise ValueError(f"n_samples must be >= 2 for 'reinforce-loo', got {n_samples}")
-    if should_validate(validate_args) and not torch.isfinite(logits.logsumexp(dim)).all():
-        raise_bad_logits(logits, dim)
+    validate = should_validate(validate_args)
+    if validate:
+        require(
+            torch.isfinite(logits.detach().logsumexp(dim)),
+            "logits cannot be sampled from",
+            explain=lambda: raise_bad_logits(logits, dim),
+        )
     if name == "gumbel-rao":
         draws = GUMBEL_RAO_DRAWS if n_samples is None else n_samples
         y = gumbel_rao(logits, tau, draws, dim=dim, generator=generator)
@@ -151,7 +159,10 @@ def sample_with(
         y = torch.zeros_like(logits.detach()).scatter_(dim, index, 1.0)
         log_prob = torch.log_softmax(logits, dim).gather(dim, index).squeeze(dim)
         return y, score_surrogate(
-            log_prob, baseline=baseline, leave_one_out=name == "reinforce-loo"
+            log_prob,
+            baseline=baseline,
+            leave_one_out=name == "reinforce-loo",
+            validate_args=validate,
         )
     return y, _pathwise(y, dim)
 
@@ -228,9 +239,9 @@ def score_function(
     """REINFORCE estimates ``(f(D_s) - b_s) * (D_s - softmax(l))``, one row per draw ``s``.
 
     ``D_s - softmax(l)`` is the gradient of ``log softmax(l)_k`` at the drawn ``k``.
-    ``baseline`` is ``None`` (no baseline), a number, or ``"leave-one-out"``: the mean loss
-    of the *other* draws, which keeps every estimate unbiased (it is independent of draw
-    ``s``) and needs ``n_samples >= 2``. Chapters: :doc:`The gradient </book/gradient>`,
+    ``baseline`` is ``None`` (no baseline), a finite number, or ``"leave-one-out"``: the
+    mean loss of the *other* draws, which keeps every estimate unbiased (it is independent of
+    draw ``s``) and needs ``n_samples >= 2``. Chapters: :doc:`The gradient </book/gradient>`,
     :doc:`Learning a biased die </book/biased-die>`.
 
     >>> f = lambda points: points[:, 0]
@@ -250,6 +261,8 @@ def score_function(
     elif baseline is None:
         b = torch.zeros_like(losses)
     elif isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
+        if not math.isfinite(baseline):
+            raise ValueError(f"baseline must be finite, got {baseline}")
         b = torch.full_like(losses, float(baseline))
     else:
         raise ValueError(f"baseline must be None, a number or 'leave-one-out', got {baseline!r}")

@@ -1,10 +1,11 @@
 """Each estimator's mean against the exact gradient (enumeration) or a closed form.
 
-False-failure budget of this module: 1e-6, split by Bonferroni over the EIGHT claims that
+False-failure budget of this module: 1e-6, split by Bonferroni over the NINE claims that
 must pass (REINFORCE without and with a baseline, leave-one-out, ReinMax at tau = 1 on a
 quadratic loss, Gumbel-Rao's mean equal to straight-through's, the means of straight-through
-and of Gumbel-softmax for K = 2 equal to their closed form, and no variance difference
-claimed between Gumbel-Rao with one conditional draw and straight-through). Each mean claim
+and of Gumbel-softmax for K = 2 equal to their closed form, no variance difference
+claimed between Gumbel-Rao with one conditional draw and straight-through, and the measured
+variances of REINFORCE equal to the exact ones of the variance theorem). Each mean claim
 is a two-sided z-test per coordinate (Bonferroni over the coordinates) with the standard
 error from the draws themselves. Every negative control has a known shift (closed form,
 quadrature or enumeration), and asserts that n gives the test the power to see it (miss rate
@@ -25,10 +26,10 @@ import torch
 from conftest import seeded
 
 from gumbel_lib import exact_gradient, sample_with
-from gumbel_lib.reinforce import score_surrogate
+from gumbel_lib.reinforce import optimal_baseline, score_surrogate, score_variance
 from gumbel_lib.reinmax import expected_backward
 
-CLAIMS = 8
+CLAIMS = 9
 ALPHA = 1e-6 / CLAIMS
 MISS_MARGIN = 6.0  # a shift of Z_CRIT + 6 standard errors is missed with probability < 1e-9
 
@@ -210,3 +211,49 @@ def test_no_variance_difference_with_one_conditional_draw() -> None:
     st = per_draw("straight-through", quadratic, n, 0.5, 32)
     rao = per_draw("gumbel-rao", quadratic, n, 0.5, 33, n_samples=1)
     assert abs(one_sided_variance_z(st, rao)) < scipy.stats.norm.isf(ALPHA / 2)
+
+
+def total_variance_z(draws: torch.Tensor, exact: float) -> tuple[float, float]:
+    """z of the measured tr Var against ``exact`` (squared distances to the mean), and its se."""
+    q = ((draws - draws.mean(0)) ** 2).sum(1) * len(draws) / (len(draws) - 1)
+    se = q.std().item() / math.sqrt(len(q))
+    return (q.mean().item() - exact) / se, se
+
+
+def test_reinforce_variance_matches_the_theorem() -> None:
+    """tr Var of m-draw REINFORCE (b = 0, b = b*) and leave-one-out against score_variance.
+
+    Six two-sided z-tests (Bonferroni). Negative control: leave-one-out against the formula
+    without the baseline's own noise, ``Q(L) / m``, with the power to reject it."""
+    n, crit = 40_000, z_crit(6)
+    b_star = optimal_baseline(LOGITS, quadratic).item()
+    mean_loss = exact_gradient(LOGITS, quadratic)[0].item()
+    for i, (m, baseline) in enumerate(
+        [
+            (2, None),
+            (2, b_star),
+            (2, "leave-one-out"),
+            (4, None),
+            (4, b_star),
+            (4, "leave-one-out"),
+        ]
+    ):
+        leaf = LOGITS.expand(n, *LOGITS.shape).clone().requires_grad_(True)
+        if baseline == "leave-one-out":
+            y, surrogate = sample_with(
+                "reinforce-loo", leaf, n_samples=m, generator=seeded(40 + i)
+            )
+        else:
+            draws_shape = leaf.unsqueeze(0).expand(m, *leaf.shape)
+            y, surrogate = sample_with(
+                "reinforce", draws_shape, baseline=baseline, generator=seeded(40 + i)
+            )
+        surrogate(quadratic(y)).mean(0).sum().backward()
+        draws = leaf.grad.reshape(n, -1)
+        exact = score_variance(LOGITS, quadratic, baseline=baseline, n_draws=m).item()
+        z, se = total_variance_z(draws, exact)
+        assert abs(z) < crit
+        if baseline == "leave-one-out" and m == 4:  # negative control, with power
+            without = score_variance(LOGITS, quadratic, baseline=mean_loss, n_draws=m).item()
+            assert (exact - without) / se >= crit + MISS_MARGIN
+            assert abs(total_variance_z(draws, without)[0]) >= crit

@@ -1,22 +1,28 @@
 """The measurement helpers of the estimator study.
 
-Statistical claims (budget 1e-6, three claims at 1e-6 / 3 each, on 4000 Gaussian
-replicates with known bias and covariance): the bias-corrected squared bias has mean
-``||b||^2`` (z-test); its stated variance matches the empirical one (chi-square interval on
-the variance ratio; negative control: the formula without its ``tr C^2`` term is rejected);
-the 95% intervals from the plug-in standard error do not under-cover (one-sided binomial).
+Statistical claims (budget 1e-6, four claims at 1e-6 / 4 each, on 2000 Gaussian replicates
+of 400 estimates with known bias and covariance): the bias-corrected squared bias has mean
+``||beta||^2`` (z-test, asymptotic); at ``beta = 0`` the test of zero bias at level 5% raises
+no more than 5% false alarms, which is the same event as the 95% interval covering 0 (one-sided
+exact binomial); at ``beta != 0`` the 95% interval covers ``||beta||^2`` at least 95% of the
+time (exact binomial); a bias of norm ``r(5%) + r(5%)`` is detected at least 95% of the time
+(exact binomial). Negative control: the radius ``sqrt(2 tr Sigma)`` (the noise floor with no
+tail terms, a plausible mistake) under-covers, and the binomial test has the power to see it
+(its true coverage computed by quadrature for the Gaussian law of the noise).
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy
 import scipy.stats
 import torch
 from conftest import seeded
 
 from gumbel_lib import ESTIMATORS, exact_gradient
 from gumbel_lib.estimator_study import (
+    EstimatorStats,
     bias_variance_cosine,
     expected_loss,
     expected_loss_table,
@@ -26,41 +32,94 @@ from gumbel_lib.estimator_study import (
     train,
 )
 
+ALPHA = 1e-6 / 4
 LOGITS = torch.tensor([[0.3, -0.8, 1.1], [0.0, 0.5, -0.2]], dtype=torch.float64)
 WEIGHTS = torch.tensor([[1.0, -2.0, 0.5], [0.3, 0.7, -1.0]], dtype=torch.float64)
+REPS, N = 2000, 400
+SCALE = torch.tensor([1.0, 0.5, 0.2], dtype=torch.float64)  # sd of each coordinate
 
 
 def quadratic(y: torch.Tensor) -> torch.Tensor:
     return ((y * WEIGHTS).sum((-2, -1)) - 0.4) ** 2
 
 
-def test_bias2_is_unbiased_and_its_standard_error_is_right() -> None:
-    """Gaussian estimates with known bias ``b`` and covariance ``C``, 4000 replicates."""
-    reps, n, d = 4000, 400, 3
+def replicates(bias: torch.Tensor, seed: int) -> list[EstimatorStats]:
+    """REPS independent rows of N Gaussian estimates with mean ``bias`` (gradient 0)."""
+    draws = bias + SCALE * torch.randn(REPS, N, 3, dtype=torch.float64, generator=seeded(seed))
+    zero = torch.zeros(3, dtype=torch.float64)
+    return [EstimatorStats("x", "y", 1.0, 1, n=N, **bias_variance_cosine(x, zero)) for x in draws]
+
+
+def radius(eigenvalues: torch.Tensor, alpha: float) -> float:
+    """The Laurent-Massart radius for the covariance with these eigenvalues."""
+    t = math.log(1 / alpha)
+    trace, trace2 = eigenvalues.sum().item(), (eigenvalues**2).sum().item()
+    return math.sqrt(trace + 2 * math.sqrt(trace2 * t) + 2 * eigenvalues.max().item() * t)
+
+
+def gaussian_quadratic_cdf(x: float, eigenvalues: list[float]) -> float:
+    """``P(l_1 Z_1^2 + l_2 Z_2^2 + l_3 Z_3^2 <= x)``, standard normal ``Z_j``: the chi-square(1)
+    cdf of the first term, averaged over the other two by Gauss-Hermite quadrature."""
+    nodes, weights = numpy.polynomial.hermite_e.hermegauss(120)
+    weights = weights / weights.sum()
+    first, second, third = eigenvalues
+    rest = second * nodes[:, None] ** 2 + third * nodes[None, :] ** 2
+    inner = scipy.stats.chi2.cdf(numpy.clip(x - rest, 0, None) / first, 1)
+    return float(weights @ inner @ weights)
+
+
+def not_below(successes: int, rate: float) -> bool:
+    """One-sided exact binomial test: the success rate is not significantly below ``rate``."""
+    return scipy.stats.binomtest(successes, REPS, rate, alternative="less").pvalue > ALPHA
+
+
+def test_bias2_is_unbiased() -> None:
     bias = torch.tensor([0.05, 0.0, -0.02], dtype=torch.float64)
-    scale = torch.tensor([1.0, 0.5, 0.2], dtype=torch.float64)
-    g = torch.zeros(d, dtype=torch.float64)
-    draws = bias + scale * torch.randn(reps, n, d, dtype=torch.float64, generator=seeded(0))
-    stats = [bias_variance_cosine(x, g) for x in draws]
-    b2 = torch.tensor([s["bias2"] for s in stats])
-    cov = torch.diag(scale**2)
-    bcb = bias @ cov @ bias
-    true_var = (4 * (n - 2) * bcb + 2 * ((cov @ cov).trace() + 2 * bcb)) / (n * (n - 1))
-    z = (b2.mean() - bias @ bias) / (b2.std() / math.sqrt(reps))
-    assert abs(z.item()) < scipy.stats.norm.isf(1e-6 / 3 / 2)
-    # variance: (reps - 1) s^2 / sigma^2 ~ chi2(reps - 1) (approximately: B is not normal)
-    ratio = (reps - 1) * b2.var().item() / true_var.item()
-    low, high = scipy.stats.chi2.ppf([1e-6 / 6, 1 - 1e-6 / 6], reps - 1)  # two-sided 1e-6/3
-    assert low < ratio < high
-    # negative control: dropping tr C^2 understates the variance by a factor the test sees
-    wrong = (4 * (n - 2) * bcb + 4 * bcb) / (n * (n - 1))
-    assert (reps - 1) * b2.var().item() / wrong.item() > high
-    # the plug-in standard error gives 95% intervals that do not under-cover (one-sided
-    # binomial test at 1e-6 / 3: conservative intervals pass)
-    se = torch.tensor([s["bias2_se"] for s in stats])
-    z95 = scipy.stats.norm.isf(0.025)
-    covered = int(((b2 - bias @ bias).abs() <= z95 * se).sum())
-    assert scipy.stats.binomtest(covered, reps, 0.95, alternative="less").pvalue > 1e-6 / 3
+    b2 = torch.tensor([r.bias2 for r in replicates(bias, 0)])
+    z = (b2.mean() - bias @ bias) / (b2.std() / math.sqrt(REPS))
+    assert abs(z.item()) < scipy.stats.norm.isf(ALPHA / 2)
+
+
+def test_zero_bias_test_has_its_level_and_the_interval_covers() -> None:
+    eigenvalues = SCALE**2 / N  # of Sigma = Cov / N
+    # at beta = 0: no alarm <=> the interval's lower end is 0 <=> it covers ||beta||^2 = 0
+    null = replicates(torch.zeros(3, dtype=torch.float64), 1)
+    quiet = sum(not r.bias_detected(0.05) for r in null)
+    assert quiet == sum(r.interval(0.95)[0] == 0.0 for r in null)
+    assert not_below(quiet, 0.95)
+    # a bias of exactly the detectable norm (true Sigma): detected, and covered, >= 95%
+    norm = radius(eigenvalues, 0.05) * 2
+    bias = norm * torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64) / math.sqrt(3)
+    rows = replicates(bias, 2)
+    assert not_below(sum(r.bias_detected(0.05) for r in rows), 0.95)
+    low_high = [r.interval(0.95) for r in rows]
+    assert not_below(sum(low <= norm**2 <= high for low, high in low_high), 0.95)
+    # negative control: radius sqrt(2 tr Sigma) at beta = 0; its true coverage, and power
+    coverage = gaussian_quadratic_cdf(2 * eigenvalues.sum().item(), eigenvalues.tolist())
+    critical = int(scipy.stats.binom.ppf(ALPHA, REPS, 0.95)) - 1  # rejected at or below
+    assert scipy.stats.binom.cdf(critical, REPS, 0.95) <= ALPHA
+    assert scipy.stats.binom.cdf(critical, REPS, coverage) >= 1 - 1e-9  # power
+    covered = sum(r.distance <= math.sqrt(2 * r.noise_trace) for r in null)
+    assert not not_below(covered, 0.95)
+
+
+def test_stats_formulas() -> None:
+    """The radius, interval and detectable bias follow their formulas (deterministic)."""
+    draws = torch.randn(500, 4, dtype=torch.float64, generator=seeded(3)) * 0.3 + 0.1
+    exact = torch.zeros(4, dtype=torch.float64)
+    row = EstimatorStats("x", "y", 1.0, 1, n=500, **bias_variance_cosine(draws, exact))
+    sigma = torch.cov(draws.T) / 500
+    eigenvalues = torch.linalg.eigvalsh(sigma)
+    assert math.isclose(row.noise_radius(1e-3), radius(eigenvalues, 1e-3), rel_tol=1e-9)
+    d = (draws.mean(0) - exact).norm().item()
+    assert math.isclose(row.distance, d, rel_tol=1e-12)
+    assert math.isclose(row.bias2, d**2 - sigma.trace().item(), rel_tol=1e-9, abs_tol=1e-15)
+    r = row.noise_radius(0.05)
+    assert row.interval(0.95) == (max(d - r, 0.0) ** 2, (d + r) ** 2)
+    assert row.detectable_bias(1e-3, 1e-9) == row.noise_radius(1e-3) + row.noise_radius(1e-9)
+    assert row.bias_detected(0.05) == (d > r)
+    assert math.isclose(row.variance, torch.cov(draws.T).trace().item(), rel_tol=1e-12)
+    assert all(math.isclose(m, v) for m, v in zip(row.mean, draws.mean(0).tolist(), strict=True))
 
 
 def test_gradient_draws_shapes_and_mean() -> None:

@@ -98,6 +98,37 @@ def test_tensor_baseline_broadcasts_and_is_not_differentiated() -> None:
     assert log_prob.grad.tolist() == [0.5, 1.5, 2.5] and b.grad is None
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_baseline_is_rejected_by_name(bad: float) -> None:
+    """A NaN or infinite baseline would make the surrogate NaN (inf * 0), not the loss."""
+    with pytest.raises(ValueError, match="baseline must be finite"):
+        sample_with("reinforce", LOGITS, baseline=bad)
+    with pytest.raises(ValueError, match="baseline must be finite"):
+        score_surrogate(torch.zeros(3, requires_grad=True), baseline=bad)
+    tensor = torch.tensor([0.0, bad], dtype=torch.float64)
+    with pytest.raises(ValueError, match="baseline must be finite"):
+        sample_with("reinforce", LOGITS, baseline=tensor)
+    with pytest.raises(ValueError, match="baseline must be finite"):
+        score_surrogate(torch.zeros(2, requires_grad=True), baseline=tensor)
+    # with validation off a tensor's values are the caller's responsibility (no read)
+    sample_with("reinforce", LOGITS, baseline=tensor, validate_args=False)
+
+
+def test_surrogate_value_is_the_loss_for_half_precision_losses_far_from_the_baseline() -> None:
+    """Centred in float16, ``loss - b`` would overflow to inf (and inf * 0 to NaN); the
+    surrogate centres half-precision losses in float32, so the value stays the loss."""
+    half = LOGITS.half().requires_grad_(True)
+    _, surrogate = sample_with("reinforce", half, baseline=1e5, generator=seeded(13))
+    loss = torch.tensor([60000.0, -3.0], dtype=torch.float16)
+    out = surrogate(loss)
+    assert out.dtype == torch.float16 and torch.equal(out, loss)
+    # leave-one-out: the other draws' mean, 60000 - (-60000), overflows float16 too
+    leaf = LOGITS.half().requires_grad_(True)
+    _, surrogate = sample_with("reinforce-loo", leaf, n_samples=3, generator=seeded(14))
+    loss = torch.tensor([[6e4, 1.0], [-6e4, 2.0], [6e4, 0.0]], dtype=torch.float16)
+    assert torch.equal(surrogate(loss), loss)
+
+
 def test_reinmax_backward_is_heun_combination() -> None:
     """``2 J(pi_1) g - J(pi_0) g / 2`` with ``pi_1 = (D + softmax(l / tau)) / 2``."""
     tau = 1.7
