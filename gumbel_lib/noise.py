@@ -13,7 +13,7 @@ made from float32 uniforms (``k 2**-24``) stops at 16.64: a category 20 nats bel
 one can then never win, which biases Gumbel-max sampling over large vocabularies
 (:doc:`Gumbel-max at vocabulary scale </book/vocabulary-scale>`). Outputs in float32 or
 half precision are the float64 noise rounded once. :func:`gumbel_from_uniform` is the
-injectable form of the same map, and :func:`keyed_minus_gumbel` applies it to counter-based
+injectable form of the same map, and ``keyed_minus_gumbel`` applies it to counter-based
 uniforms (:mod:`gumbel_lib.keyed`).
 """
 
@@ -132,7 +132,7 @@ def minus_gumbel(
 ) -> torch.Tensor:
     """Minus standard Gumbel noise, ``-g``, in float64 (internal, no checks).
 
-    ``torch.rand`` in float64 mapped by :func:`minus_gumbel_of`: the bits of
+    ``torch.rand`` in float64 mapped by ``minus_gumbel_of``: the bits of
     ``-gumbel_from_uniform(torch.rand(shape, dtype=torch.float64))`` at the same generator
     state.
     """

@@ -9,10 +9,10 @@ A relaxed sample is ``y = softmax((l + g) / tau)`` with ``g`` i.i.d. Gumbel(0, 1
 
 The path from a call to its result, all in this module and :mod:`gumbel_lib.noise`:
 
-1. ``-g`` in float64 (:func:`gumbel_lib.noise.minus_gumbel`), rounded to the working dtype
+1. ``-g`` in float64 (``gumbel_lib.noise.minus_gumbel``), rounded to the working dtype
    (float32 for half precision), and ``z = l + g``: autograd records one node, whose
    gradient is the identity.
-2. ``z / tau``, and the softmax along ``dim`` (:func:`_scaled`). The quotient must not
+2. ``z / tau``, and the softmax along ``dim`` (``_scaled``). The quotient must not
    overflow: a row maximum of ``z / tau`` equal to ``+inf`` makes the softmax NaN. Under
    validation the check of the logits reads one number, the largest ``|max(z)|`` over the
    rows; when it is below ``tau`` times half the largest float, no quotient's row maximum
