@@ -15,7 +15,13 @@ that Playwright downloads). A page fails on
 * a link to a local page or file that does not exist, or a ``#fragment`` with no such id;
 * math left untypeset: a ``.math`` element without MathJax output, MathJax error nodes,
   or raw TeX delimiters left in the text;
-* a table, code block or display formula wider than its column that does not scroll.
+* a table, code block or display formula wider than its column that does not scroll;
+* a cell's text output (a ``pre`` in MyST-NB's ``.cell_output``) wider than its column that
+  does not scroll, reported as such;
+* a cell's printed text split into several output blocks: two or more blocks of the same
+  stream in one ``.cell_output`` with nothing visible between them, which is what a
+  ``glue(..., display=False)`` between two ``print`` calls leaves (glue renders as nothing,
+  but ends the stream output before it).
 
 Each page gets a screenshot under ``--screenshots``; the report has one line per page and a
 total, and the exit status is 1 when any page failed (2 when the check could not run).
@@ -95,6 +101,10 @@ async () => {
   for (const d of closed) { d.open = true; }
   const columnRight = article.getBoundingClientRect().right + 1;
   const cutOff = [];
+  // Text outputs of notebook cells (MyST-NB: .cell_output > .output > div.highlight > pre)
+  // get their own message; the rule is the same.
+  const textCutOff = [];
+  const firstLine = (el) => (el.textContent || "").trim().split("\n")[0].slice(0, 50);
   for (const el of article.querySelectorAll("table, pre, mjx-container[display='true']")) {
     const box = el.getBoundingClientRect();
     if (box.width === 0 && box.height === 0) { continue; }
@@ -108,11 +118,46 @@ async () => {
     const limit = clipper
       ? Math.min(clipper.getBoundingClientRect().right, columnRight) : columnRight;
     if (!scrolls && contentRight > limit) {
-      cutOff.push(`<${el.tagName.toLowerCase()}> ${(el.textContent || "").trim().slice(0, 40)}`);
+      if (el.tagName === "PRE" && el.closest(".cell_output")) {
+        textCutOff.push(firstLine(el));
+      } else {
+        cutOff.push(`<${el.tagName.toLowerCase()}> ${(el.textContent || "").trim().slice(0, 40)}`);
+      }
     }
   }
+  // One cell's printed text split into several output blocks: MyST-NB renders each stream
+  // output of the notebook as its own block, and a glue(..., display=False) (or any display
+  // call) between two prints ends one stream output and starts the next, while the glue
+  // itself renders as nothing. So a run of two or more blocks of the same stream (stdout:
+  // .output.stream; stderr: .output.stderr) with nothing visible between them, in one
+  // .cell_output, is a table or list shown in pieces.
+  const fragmented = [];
+  const streamOf = (el) => (!el.classList.contains("output") ? null
+    : el.classList.contains("stderr") ? "stderr"
+    : el.classList.contains("stream") ? "stdout" : null);
+  const invisible = (el) => {
+    const r = el.getBoundingClientRect();
+    return r.width === 0 || r.height === 0;
+  };
+  for (const area of article.querySelectorAll(".cell_output")) {
+    let run = [];
+    const flush = () => {
+      if (run.length > 1) { fragmented.push([run.length, firstLine(run[0])]); }
+      run = [];
+    };
+    for (const child of area.children) {
+      const stream = streamOf(child);
+      if (stream === null) {
+        if (!invisible(child)) { flush(); }
+        continue;
+      }
+      if (run.length && streamOf(run[0]) !== stream) { flush(); }
+      run.push(child);
+    }
+    flush();
+  }
   for (const d of closed) { d.open = false; }
-  return {brokenImages, untypeset, mathErrors, rawTex, links, cutOff,
+  return {brokenImages, untypeset, mathErrors, rawTex, links, cutOff, textCutOff, fragmented,
           nMath: mathNodes.length, nImages: images.length};
 }
 """
@@ -266,6 +311,14 @@ def check_page(context, root: Path, origin: str, page: Path, shots: Path | None)
         problems += [f"MathJax error: {text!r}" for text in dict.fromkeys(probe["mathErrors"])]
         problems += _summary("raw TeX in the text", probe["rawTex"])
         problems += [f"cut off at the column (does not scroll): {t!r}" for t in probe["cutOff"]]
+        problems += [
+            f"text output wider than the column (does not scroll): {t!r}"
+            for t in probe["textCutOff"]
+        ]
+        problems += [
+            f"text output split into {n} blocks (print it whole, then glue): {t!r}"
+            for n, t in probe["fragmented"]
+        ]
         page_url = f"{origin}/{rel}"
         for href, absolute in probe["links"]:
             why = check_link(root, origin, href, absolute or urljoin(page_url, href))
@@ -296,6 +349,9 @@ def run_check(
             executable_path=browser,
             headless=True,
             args=CHROMIUM_ARGS,
+            # Playwright hides scrollbars in headless mode; keep them, so that the screenshots
+            # show what a desktop reader sees: a scrollbar under every block that scrolls.
+            ignore_default_args=["--hide-scrollbars"],
             viewport={"width": 1280, "height": 900},
             service_workers="block",
         )

@@ -1,0 +1,272 @@
+"""A chapter launches where gumbel_lib is not installed, and the launch cell is silent where it is.
+
+The launch cell (``tests/launch_cell.py``) is the first code cell of every chapter. Here:
+
+* ``test_chapter_runs_in_a_fresh_environment`` (marked ``launch``; about 30 s on 2 cores):
+  a fresh virtual environment sees the pinned packages through a ``.pth`` file that names this
+  environment's site-packages as a plain path, so the editable install's finder there is not
+  loaded and ``import gumbel_lib`` fails (checked first: the negative control). A wheel of the
+  repository is built, *Location shift and scale* runs in a kernel of that environment with the
+  launch cell pointed at the wheel by ``GUMBEL_LIB_SOURCE`` (the same pip command as the
+  repository URL), and then ``gumbel_lib`` must import from the fresh environment, torch from
+  the pinned one, and the fresh site-packages must hold nothing but the library: pip found
+  everything else installed (it could not have fetched anything: no index, no config file).
+* ``test_launch_cell_is_silent_where_the_library_imports``: in this environment the cell
+  produces no output at all (nbval and the stored outputs are unchanged), with the source
+  pointed at a file that does not exist, so that an install attempt would fail loudly.
+* the checker and the inserter, on a synthetic pair; the cell passes the project's lint and
+  names the repository of ``_config.yml``.
+
+No network: pip runs with ``PIP_NO_INDEX=1`` and no configuration file, and never touches
+this environment (pip does not uninstall outside the environment it installs into).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+from check_pairs import problems_with_pair
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from launch_cell import LAUNCH_CELL, REPOSITORY, SOURCE_VARIABLE, check, insert, problems_with
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTER = ROOT / "book" / "location-shift.ipynb"  # small: a few seconds of Monte Carlo
+PINNED_SITE = Path(sysconfig.get_path("purelib"))  # this environment's packages
+# The chapters' environment (Makefile CHAPTER_ENV), and a pip that can reach nothing.
+KERNEL_ENV = {
+    "GUMBEL_DEVICE": "cpu",
+    "OMP_NUM_THREADS": "1",
+    "TQDM_DISABLE": "1",
+    "PIP_NO_INDEX": "1",
+    "PIP_CONFIG_FILE": os.devnull,
+    "PIP_NO_CACHE_DIR": "1",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "PYTHONNOUSERSITE": "1",
+}
+PROBE = """\
+import importlib.metadata, json, sys
+import gumbel_lib, torch
+print(json.dumps({"gumbel_lib": gumbel_lib.__file__, "torch": torch.__file__,
+                  "dist": str(importlib.metadata.distribution("gumbel_lib").locate_file("")),
+                  "prefix": sys.prefix}))"""
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without anything that could put the repository on a path."""
+    drop = ("PYTHONPATH", "PYTHONHOME", "PIP_", "COVERAGE_", "VIRTUAL_ENV", "JUPYTER_PATH")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    return env | KERNEL_ENV | extra
+
+
+def run_notebook(notebook, python: Path, workdir: Path, env: dict[str, str], timeout: int):
+    """Execute ``notebook`` in place in a kernel of ``python``, with cwd ``workdir``."""
+    kernels = workdir.parent / f"kernels-{workdir.name}"
+    spec = kernels / "under-test"
+    spec.mkdir(parents=True)
+    argv = [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "language": "python", "display_name": "under test"})
+    )
+    manager = AsyncKernelManager(
+        kernel_name="under-test", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)])
+    )
+    client = NotebookClient(
+        notebook, km=manager, timeout=timeout, resources={"metadata": {"path": str(workdir)}}
+    )
+    client.execute(env=env)
+    return notebook
+
+
+def with_launch_cell(notebook):
+    """``notebook`` with the launch cell before its first code cell (once) and a probe last."""
+    codes = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    if codes[0].source != LAUNCH_CELL:
+        notebook.cells.insert(
+            notebook.cells.index(codes[0]), nbformat.v4.new_code_cell(LAUNCH_CELL)
+        )
+    notebook.cells.append(nbformat.v4.new_code_cell(PROBE))
+    return notebook
+
+
+def probe_result(notebook) -> dict[str, str]:
+    (output,) = notebook.cells[-1].outputs
+    return json.loads(output.text)
+
+
+def build_wheel(out: Path) -> Path:
+    """A wheel of the repository's library, built from a copy (nothing is written in the repo)."""
+    source = out / "source"
+    source.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md"):
+        (source / name).write_bytes((ROOT / name).read_bytes())
+    for path in (ROOT / "gumbel_lib").rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            target = source / path.relative_to(ROOT)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    pip = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*pip, "-w", str(out / "wheels"), str(source)], env=clean_env(), check=True)
+    (wheel,) = (out / "wheels").glob("gumbel_lib-*.whl")
+    return wheel
+
+
+def fresh_environment(where: Path) -> tuple[Path, Path]:
+    """A venv without pip and without the repository, that sees the pinned packages."""
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(where)
+    python = where / "bin" / "python"
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=clean_env(),
+    ).stdout.strip()
+    site = Path(purelib)
+    (site / "pinned.pth").write_text(f"{PINNED_SITE}\n")  # a plain path: its .pth files unread
+    return python, site
+
+
+@pytest.mark.launch
+def test_chapter_runs_in_a_fresh_environment(tmp_path: Path) -> None:
+    python, site = fresh_environment(tmp_path / "venv")
+    env = clean_env()
+    # The negative control: the pinned packages import, gumbel_lib does not.
+    ok = subprocess.run(
+        [python, "-c", "import torch, myst_nb, ipykernel, scipy"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0, ok.stderr
+    missing = subprocess.run(
+        [python, "-c", "import gumbel_lib"], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert missing.returncode != 0 and "No module named 'gumbel_lib'" in missing.stderr
+    pinned_record = next(PINNED_SITE.glob("gumbel_lib-*.dist-info/RECORD"), None)
+    before = pinned_record.stat().st_mtime_ns if pinned_record else None
+
+    wheel = build_wheel(tmp_path / "build")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    notebook = with_launch_cell(nbformat.read(CHAPTER, as_version=4))
+    run_notebook(notebook, python, workdir, clean_env(**{SOURCE_VARIABLE: wheel.as_uri()}), 300)
+
+    found = probe_result(notebook)
+    assert Path(found["prefix"]) == tmp_path / "venv"
+    assert Path(found["gumbel_lib"]).is_relative_to(site), found
+    assert Path(found["dist"]) == site, found
+    assert Path(found["torch"]).is_relative_to(PINNED_SITE), found
+    version = wheel.name.split("-")[1]
+    added = sorted(p.name for p in site.iterdir() if p.name != "__pycache__")
+    assert added == ["gumbel_lib", f"gumbel_lib-{version}.dist-info", "pinned.pth"], added
+    # This environment is untouched: its gumbel_lib record is where it was, unchanged.
+    if pinned_record is not None:
+        assert pinned_record.is_file() and pinned_record.stat().st_mtime_ns == before
+
+
+def test_launch_cell_is_silent_where_the_library_imports(tmp_path: Path) -> None:
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(LAUNCH_CELL)])
+    notebook.cells.append(nbformat.v4.new_code_cell(PROBE))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    nowhere = (tmp_path / "no-such-gumbel_lib-0.1.0-py3-none-any.whl").as_uri()
+    env = clean_env(**{SOURCE_VARIABLE: nowhere})
+    run_notebook(notebook, Path(sys.executable), workdir, env, 120)
+    assert notebook.cells[0].outputs == []
+    assert Path(probe_result(notebook)["gumbel_lib"]).is_relative_to(ROOT / "gumbel_lib")
+
+
+def test_the_cell_installs_from_the_configured_repository() -> None:
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    assert REPOSITORY == config["repository"]["url"]
+    assert f'os.environ.get("{SOURCE_VARIABLE}", repository)' in LAUNCH_CELL
+    assert f'repository = "git+{REPOSITORY}"' in LAUNCH_CELL
+    assert 'f"gumbel_lib @ {source}"' in LAUNCH_CELL
+
+
+def test_the_cell_passes_the_project_lint(tmp_path: Path) -> None:
+    cell = tmp_path / "cell.py"
+    cell.write_text(LAUNCH_CELL + "\n")
+    config = ["--config", str(ROOT / "pyproject.toml"), "--no-cache"]
+    for command in (["check"], ["format", "--check"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, *config, str(cell)],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _pair(folder: Path, slug: str, codes: list[str]) -> Path:
+    cells = [nbformat.v4.new_markdown_cell(f"# {slug}\n\nSome prose.")]
+    cells += [
+        nbformat.v4.new_code_cell(code, execution_count=i + 1) for i, code in enumerate(codes)
+    ]
+    notebook = nbformat.v4.new_notebook(
+        cells=cells,
+        metadata={
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+        },
+    )
+    nbformat.write(notebook, folder / f"{slug}.ipynb")
+    md = folder / f"{slug}.md"
+    md.write_text(jupytext.writes(jupytext.read(folder / f"{slug}.ipynb"), fmt="md:myst"))
+    return md
+
+
+def test_insert_puts_the_cell_first_in_both_halves_once(tmp_path: Path) -> None:
+    md = _pair(tmp_path, "chapter", ["import math", "print(math.pi)"])
+    prose = _pair(tmp_path, "appendix", [])
+    assert len(check(tmp_path)) == 2  # chapter.md and chapter.ipynb; the appendix needs none
+    assert insert(md) and not insert(prose)
+    assert check(tmp_path) == []
+    assert problems_with_pair(md, md.with_suffix(".ipynb")) == ["code cell 1 was never executed"]
+    text, raw = md.read_text(), md.with_suffix(".ipynb").read_bytes()
+    assert not insert(md)
+    assert md.read_text() == text and md.with_suffix(".ipynb").read_bytes() == raw
+
+
+def test_insert_leaves_an_unexecuted_notebook_to_make_execute(tmp_path: Path) -> None:
+    md = _pair(tmp_path, "chapter", ["import math"])
+    md.write_text(md.read_text().replace("Some prose.", "Edited prose."))
+    raw = md.with_suffix(".ipynb").read_bytes()
+    assert insert(md)
+    assert md.with_suffix(".ipynb").read_bytes() == raw
+    assert problems_with(md) == [] and "Edited prose." in md.read_text()
+    assert problems_with(md.with_suffix(".ipynb")) != []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda cells: cells.pop(1), "is not the launch cell"),
+        (lambda cells: cells.insert(2, cells.pop(1)), "not the first code cell"),
+        (lambda cells: cells[1].metadata.update(tags=["hide-input"]), "has tags"),
+        (
+            lambda cells: cells[1].outputs.append(nbformat.v4.new_output("stream", text="x")),
+            "stored output (stream)",
+        ),
+    ],
+)
+def test_check_fails_on_each_departure(tmp_path: Path, change, message: str) -> None:
+    md = _pair(tmp_path, "chapter", [LAUNCH_CELL, "import math"])
+    ipynb = md.with_suffix(".ipynb")
+    assert problems_with(ipynb) == []
+    notebook = nbformat.read(ipynb, as_version=4)
+    change(notebook.cells)
+    nbformat.write(notebook, ipynb)
+    problems = problems_with(ipynb)
+    assert len(problems) == 1 and message in problems[0], problems
