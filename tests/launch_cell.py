@@ -6,16 +6,29 @@
 
 Where ``import gumbel_lib`` works (this repository's environment, Binder, nbval) the cell
 does nothing and prints nothing, so the stored outputs do not change. Where it fails (Colab,
-a bare Jupyter) it installs the library with pip from the book's repository,
+a bare Jupyter) it fetches the book's repository and installs the library from it:
 
-    pip install "gumbel_lib @ git+https://github.com/gumbel-lib/gumbel-max-book" myst-nb
+    git clone --quiet --depth 1 https://github.com/gumbel-lib/gumbel-max-book gumbel-max-book
+    pip install --quiet ./gumbel-max-book myst-nb
 
-(``myst-nb`` for ``glue``, which the chapters call), then imports it. Dependencies already
-installed are kept: pip installs only what is missing, so Colab's CUDA build of torch stays.
-The environment variable ``GUMBEL_LIB_SOURCE`` replaces the URL after ``@`` (a local wheel,
-``file:///path/gumbel_lib-0.1.0-py3-none-any.whl``, or a checkout, ``file:///path/to/repo``):
-the same pip command, another source, which is how ``tests/test_launch.py`` runs a chapter in
-a fresh environment without a network.
+(``myst-nb`` for ``glue``, which the chapters call), changes the working directory to the
+clone's ``book/`` folder and imports the library. The clone is needed, not only the library:
+some chapters read files of the repository by relative paths (``../Makefile``,
+``../benchmarks/results/*.json``, ``../requirements.txt``), which hold in ``book/``. pip
+installs only what is missing: torch and the other installed packages are kept (Colab's CUDA
+build of torch stays). The clone goes into the notebook's working directory (``/content`` on
+Colab), and a clone already there is reused; where the library imports and such a clone is
+there (the kernel was restarted after the cell installed the library), the cell only changes
+into its ``book/``. In this repository's ``book/`` there is none, so the cell does nothing.
+
+The environment variable ``GUMBEL_BOOK_SOURCE`` names another repository to clone: whatever
+``git clone`` takes, a fork's URL or a local repository (``file:///path/to/repo``; a plain
+path works too, but git ignores ``--depth`` for it and says so). The default is
+``repository.url`` of ``_config.yml``. pip's own environment variables apply to the install:
+``tests/test_launch.py``, which runs a chapter in a fresh environment without a network, sets
+``PIP_NO_INDEX=1`` and ``PIP_NO_BUILD_ISOLATION=0`` (pip reads this double negative as "no
+isolation": setuptools is taken from the environment, as it cannot be downloaded there);
+on Colab pip builds the library in an isolated environment with a downloaded setuptools.
 
 The cell stays visible (no ``hide-input``): it is how the chapter gets its library, and a
 reader who copies the chapter elsewhere needs to see it. It is short, and a cell with no
@@ -39,26 +52,34 @@ import jupytext
 import nbformat
 
 REPOSITORY = "https://github.com/gumbel-lib/gumbel-max-book"  # _config.yml: repository.url
-SOURCE_VARIABLE = "GUMBEL_LIB_SOURCE"
+SOURCE_VARIABLE = "GUMBEL_BOOK_SOURCE"
+CLONE = REPOSITORY.rsplit("/", 1)[1]  # the clone's folder, in the notebook's directory
 CELL_OPEN = re.compile(r"^(`{3,})\{code-cell\}[^\n]*")
 
 LAUNCH_CELL = f"""\
-# Where gumbel_lib is missing (Colab, a bare Jupyter), install it from the book's repository,
-# with myst-nb for glue; installed packages (torch) are kept. Elsewhere this cell does nothing.
+# Where gumbel_lib is missing (Colab, a bare Jupyter): clone the book's repository, install the
+# library from it with myst-nb (for glue; installed packages such as torch are kept), and work
+# in the clone's book/, where the chapters' paths to repository files hold (also after a kernel
+# restart). Where gumbel_lib imports and no clone is here, the cell does nothing.
+import os
+
+clone = "{CLONE}"  # in the notebook's folder
 try:
     import gumbel_lib  # noqa: F401
 except ImportError:
     import importlib
-    import os
     import subprocess
     import sys
 
-    repository = "git+{REPOSITORY}"
-    source = os.environ.get("{SOURCE_VARIABLE}", repository)
+    source = os.environ.get("{SOURCE_VARIABLE}", "{REPOSITORY}")
+    if not os.path.isdir(clone):
+        subprocess.run(["git", "clone", "--quiet", "--depth", "1", source, clone], check=True)
     pip_install = [sys.executable, "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip_install, f"gumbel_lib @ {{source}}", "myst-nb"], check=True)
+    subprocess.run([*pip_install, os.path.abspath(clone), "myst-nb"], check=True)
     importlib.invalidate_caches()
-    import gumbel_lib  # noqa: F401"""
+    import gumbel_lib  # noqa: F401
+if os.path.isdir(os.path.join(clone, "book")):
+    os.chdir(os.path.join(clone, "book"))"""
 
 
 def code_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:

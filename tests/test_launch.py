@@ -5,15 +5,25 @@ The launch cell (``tests/launch_cell.py``) is the first code cell of every chapt
 * ``test_chapter_runs_in_a_fresh_environment`` (marked ``launch``; about 30 s on 2 cores):
   a fresh virtual environment sees the pinned packages through a ``.pth`` file that names this
   environment's site-packages as a plain path, so the editable install's finder there is not
-  loaded and ``import gumbel_lib`` fails (checked first: the negative control). A wheel of the
-  repository is built, *Location shift and scale* runs in a kernel of that environment with the
-  launch cell pointed at the wheel by ``GUMBEL_LIB_SOURCE`` (the same pip command as the
-  repository URL), and then ``gumbel_lib`` must import from the fresh environment, torch from
-  the pinned one, and the fresh site-packages must hold nothing but the library: pip found
-  everything else installed (it could not have fetched anything: no index, no config file).
+  loaded and ``import gumbel_lib`` fails (checked first: the negative control). The working
+  tree (tracked files and untracked ones that git does not ignore: what a clone of the
+  published repository holds once they are committed) is copied to a temporary folder and
+  committed there, to a git repository of its own. *Introduction*, which reads
+  ``../Makefile``, runs in a kernel of the fresh environment started in an empty folder, with
+  the launch cell first and ``GUMBEL_BOOK_SOURCE`` naming that repository (``file://``, so
+  ``--depth`` applies). The cell must clone it (shallow) into that folder, install the library
+  with pip from the clone (no index: everything else is found installed; no build isolation,
+  which would need setuptools from an index), and change into the clone's ``book/``, where
+  the chapter's ``../Makefile`` and ``../requirements.txt`` resolve (from the folder the kernel
+  started in they do not: checked). Then ``gumbel_lib`` must import from the fresh
+  environment, torch from the pinned one, and the fresh site-packages must hold nothing but
+  the library: pip found everything else installed.
 * ``test_launch_cell_is_silent_where_the_library_imports``: in this environment the cell
-  produces no output at all (nbval and the stored outputs are unchanged), with the source
-  pointed at a file that does not exist, so that an install attempt would fail loudly.
+  produces no output and leaves the working directory alone (nbval and the stored outputs
+  are unchanged), with the source pointed at a repository that does not exist, so that a
+  clone or an install attempt would fail loudly; where a clone of an earlier run is in the
+  kernel's folder (a kernel restarted after the cell installed the library), it silently
+  changes into the clone's ``book/``.
 * the checker and the inserter, on a synthetic pair; the cell passes the project's lint and
   names the repository of ``_config.yml``.
 
@@ -25,9 +35,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import venv
 from pathlib import Path
 
@@ -38,11 +50,19 @@ import yaml
 from check_pairs import problems_with_pair
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
-from launch_cell import LAUNCH_CELL, REPOSITORY, SOURCE_VARIABLE, check, insert, problems_with
+from launch_cell import (
+    CLONE,
+    LAUNCH_CELL,
+    REPOSITORY,
+    SOURCE_VARIABLE,
+    check,
+    insert,
+    problems_with,
+)
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTER = ROOT / "book" / "location-shift.ipynb"  # small: a few seconds of Monte Carlo
+CHAPTER = ROOT / "book" / "intro.ipynb"  # reads ../Makefile; about 20 s
 PINNED_SITE = Path(sysconfig.get_path("purelib"))  # this environment's packages
 # The chapters' environment (Makefile CHAPTER_ENV), and a pip that can reach nothing.
 KERNEL_ENV = {
@@ -55,17 +75,23 @@ KERNEL_ENV = {
     "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     "PYTHONNOUSERSITE": "1",
 }
+# pip's double negative: PIP_NO_BUILD_ISOLATION=0 sets build_isolation to 0, i.e. builds with
+# the environment's setuptools (isolation would need one from an index). Set only here.
+NO_ISOLATION = {"PIP_NO_BUILD_ISOLATION": "0"}
+GIT = ["git", "-c", "safe.directory=*", "-c", "init.defaultBranch=main"]
 PROBE = """\
-import importlib.metadata, json, sys
+import importlib.metadata, json, os, sys
 import gumbel_lib, torch
 print(json.dumps({"gumbel_lib": gumbel_lib.__file__, "torch": torch.__file__,
                   "dist": str(importlib.metadata.distribution("gumbel_lib").locate_file("")),
-                  "prefix": sys.prefix}))"""
+                  "prefix": sys.prefix, "cwd": os.getcwd(),
+                  "requirements": os.path.isfile("../requirements.txt")
+                  and open("../requirements.txt").read()}))"""
 
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment without anything that could put the repository on a path."""
-    drop = ("PYTHONPATH", "PYTHONHOME", "PIP_", "COVERAGE_", "VIRTUAL_ENV", "JUPYTER_PATH")
+    drop = ("PYTHONPATH", "PYTHONHOME", "PIP_", "COVERAGE_", "VIRTUAL_ENV", "JUPYTER_PATH", "GIT_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     return env | KERNEL_ENV | extra
 
@@ -105,21 +131,31 @@ def probe_result(notebook) -> dict[str, str]:
     return json.loads(output.text)
 
 
-def build_wheel(out: Path) -> Path:
-    """A wheel of the repository's library, built from a copy (nothing is written in the repo)."""
-    source = out / "source"
-    source.mkdir(parents=True)
-    for name in ("pyproject.toml", "README.md"):
-        (source / name).write_bytes((ROOT / name).read_bytes())
-    for path in (ROOT / "gumbel_lib").rglob("*"):
-        if path.is_file() and "__pycache__" not in path.parts:
-            target = source / path.relative_to(ROOT)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(path.read_bytes())
-    pip = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation"]
-    subprocess.run([*pip, "-w", str(out / "wheels"), str(source)], env=clean_env(), check=True)
-    (wheel,) = (out / "wheels").glob("gumbel_lib-*.whl")
-    return wheel
+def git(*args: str | Path, cwd: Path) -> str:
+    done = subprocess.run(
+        [*GIT, *map(str, args)], cwd=cwd, env=clean_env(), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def repository_of_the_working_tree(where: Path) -> Path:
+    """A git repository holding the working tree as it is now, committed: what a clone gets.
+
+    The files are those git lists as tracked or untracked but not ignored (a tracked file
+    deleted in the working tree is left out); nothing is written in this repository.
+    """
+    listed = git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=ROOT)
+    where.mkdir(parents=True)
+    for name in sorted(set(filter(None, listed.split("\0")))):
+        if (ROOT / name).is_file():
+            (where / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ROOT / name, where / name)
+    git("init", "--quiet", cwd=where)
+    git("add", "--all", cwd=where)
+    identity = ["-c", "user.name=launch test", "-c", "user.email=launch@test.invalid"]
+    git(*identity, "-c", "commit.gpgsign=false", "commit", "--quiet", "-m", "tree", cwd=where)
+    return where
 
 
 def fresh_environment(where: Path) -> tuple[Path, Path]:
@@ -144,7 +180,7 @@ def test_chapter_runs_in_a_fresh_environment(tmp_path: Path) -> None:
     env = clean_env()
     # The negative control: the pinned packages import, gumbel_lib does not.
     ok = subprocess.run(
-        [python, "-c", "import torch, myst_nb, ipykernel, scipy"],
+        [python, "-c", "import torch, myst_nb, ipykernel, scipy, setuptools"],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -158,18 +194,28 @@ def test_chapter_runs_in_a_fresh_environment(tmp_path: Path) -> None:
     pinned_record = next(PINNED_SITE.glob("gumbel_lib-*.dist-info/RECORD"), None)
     before = pinned_record.stat().st_mtime_ns if pinned_record else None
 
-    wheel = build_wheel(tmp_path / "build")
-    workdir = tmp_path / "work"
+    repository = repository_of_the_working_tree(tmp_path / "repository")
+    workdir = tmp_path / "work"  # the kernel starts here, as a Colab kernel in /content
     workdir.mkdir()
+    # Where the kernel starts, the chapter's relative paths do not resolve.
+    assert (
+        not (workdir / "../Makefile").exists() and not (workdir / "../requirements.txt").exists()
+    )
     notebook = with_launch_cell(nbformat.read(CHAPTER, as_version=4))
-    run_notebook(notebook, python, workdir, clean_env(**{SOURCE_VARIABLE: wheel.as_uri()}), 300)
+    kernel_env = clean_env(**NO_ISOLATION, **{SOURCE_VARIABLE: repository.as_uri()})
+    run_notebook(notebook, python, workdir, kernel_env, 300)
 
     found = probe_result(notebook)
+    clone = workdir / CLONE
+    assert Path(found["cwd"]) == clone / "book", found["cwd"]
+    assert found["requirements"] == (ROOT / "requirements.txt").read_text(), found["requirements"]
+    assert git("rev-parse", "--is-shallow-repository", cwd=clone).strip() == "true"
+    assert git("remote", "get-url", "origin", cwd=clone).strip() == repository.as_uri()
     assert Path(found["prefix"]) == tmp_path / "venv"
     assert Path(found["gumbel_lib"]).is_relative_to(site), found
     assert Path(found["dist"]) == site, found
     assert Path(found["torch"]).is_relative_to(PINNED_SITE), found
-    version = wheel.name.split("-")[1]
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     added = sorted(p.name for p in site.iterdir() if p.name != "__pycache__")
     assert added == ["gumbel_lib", f"gumbel_lib-{version}.dist-info", "pinned.pth"], added
     # This environment is untouched: its gumbel_lib record is where it was, unchanged.
@@ -177,24 +223,36 @@ def test_chapter_runs_in_a_fresh_environment(tmp_path: Path) -> None:
         assert pinned_record.is_file() and pinned_record.stat().st_mtime_ns == before
 
 
-def test_launch_cell_is_silent_where_the_library_imports(tmp_path: Path) -> None:
+@pytest.mark.parametrize("earlier_clone", [False, True], ids=["no-clone", "clone-from-before"])
+def test_launch_cell_is_silent_where_the_library_imports(
+    tmp_path: Path, earlier_clone: bool
+) -> None:
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(LAUNCH_CELL)])
     notebook.cells.append(nbformat.v4.new_code_cell(PROBE))
     workdir = tmp_path / "work"
     workdir.mkdir()
-    nowhere = (tmp_path / "no-such-gumbel_lib-0.1.0-py3-none-any.whl").as_uri()
-    env = clean_env(**{SOURCE_VARIABLE: nowhere})
+    if earlier_clone:  # what the cell left before the kernel restarted
+        (workdir / CLONE / "book").mkdir(parents=True)
+        (workdir / CLONE / "requirements.txt").write_text("from the clone\n")
+    env = clean_env(**{SOURCE_VARIABLE: (tmp_path / "no-such-repository").as_uri()})
     run_notebook(notebook, Path(sys.executable), workdir, env, 120)
     assert notebook.cells[0].outputs == []
-    assert Path(probe_result(notebook)["gumbel_lib"]).is_relative_to(ROOT / "gumbel_lib")
+    found = probe_result(notebook)
+    assert Path(found["gumbel_lib"]).is_relative_to(ROOT / "gumbel_lib")
+    if earlier_clone:
+        assert Path(found["cwd"]) == workdir / CLONE / "book"
+        assert found["requirements"] == "from the clone\n"
+    else:
+        assert Path(found["cwd"]) == workdir and found["requirements"] is False
+    assert sorted(p.name for p in workdir.iterdir()) == ([CLONE] if earlier_clone else [])
 
 
 def test_the_cell_installs_from_the_configured_repository() -> None:
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
-    assert REPOSITORY == config["repository"]["url"]
-    assert f'os.environ.get("{SOURCE_VARIABLE}", repository)' in LAUNCH_CELL
-    assert f'repository = "git+{REPOSITORY}"' in LAUNCH_CELL
-    assert 'f"gumbel_lib @ {source}"' in LAUNCH_CELL
+    assert REPOSITORY == config["repository"]["url"] and CLONE == "gumbel-max-book"
+    assert f'os.environ.get("{SOURCE_VARIABLE}", "{REPOSITORY}")' in LAUNCH_CELL
+    assert '"git", "clone", "--quiet", "--depth", "1", source, clone' in LAUNCH_CELL
+    assert 'os.path.abspath(clone), "myst-nb"' in LAUNCH_CELL
 
 
 def test_the_cell_passes_the_project_lint(tmp_path: Path) -> None:
