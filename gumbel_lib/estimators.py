@@ -309,8 +309,12 @@ def straight_through_gradient(
     """Straight-through Gumbel-softmax estimates: ``f`` at the exact one-hot sample ``D``,
     the Jacobian of the soft sample ``softmax((l + g)/tau)`` (same noise) backward.
 
-    ``J_y(g)^T grad f(D)``, biased for every ``tau`` unless ``f`` is linear *and*
-    ``E[y] = softmax(l)``. Chapter:
+    ``J_y(g)^T grad f(D)``, biased in general at every ``tau``, even for a linear
+    ``f(x) = a . x``: its mean is then the gradient of ``l -> a . E[y]``, not of
+    ``l -> a . softmax(l)``, and the two gradients differ even where the two functions agree
+    (``K = 2``, ``l = 0``, ``a = e_1``: ``E[y] = softmax(l) = (1/2, 1/2)``, yet the mean
+    estimate of ``dL/dl_1`` is below the exact ``1/4``). With ``a = c 1`` (``f`` constant on
+    the simplex) both are ``0``, since ``J_y^T 1 = 0``. Chapter:
     :doc:`Straight-through and hard samples </book/straight-through>`.
 
     >>> f = lambda points: points[:, 0]

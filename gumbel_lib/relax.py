@@ -61,7 +61,8 @@ def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
     """``hard`` in the forward pass, the gradient of ``soft`` in the backward pass.
 
     Computed as ``hard + (soft - soft.detach())``: the bracket is exactly zero in floating
-    point, so the forward value equals ``hard`` bit for bit by construction. Chapter:
+    point, so the forward value equals ``hard`` exactly (up to the sign of a zero:
+    ``-0.0 + 0.0`` is ``+0.0``) by construction. Chapter:
     :doc:`Straight-through and hard samples </book/straight-through>`.
 
     >>> soft = torch.tensor([0.2, 0.8], requires_grad=True)
