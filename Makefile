@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
 #   make book   build the HTML book into _build/html (creates .venv first)
-#   make test   lint, library tests, pair sync check, nbval (strict), warnings-as-errors build
+#   make test   lint, library tests, pair sync check, prose checks, nbval (strict),
+#               warnings-as-errors build, glued numbers, every page in headless Chromium
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -81,6 +82,7 @@ browser: $(STAMP)
 execute: $(STAMP)
 	for md in $(CHAPTERS); do \
 		$(CHAPTER_ENV) $(BIN)/jupytext --to ipynb --execute "$$md" || exit 1; \
+		$(BIN)/python tests/merge_streams.py "$${md%.md}.ipynb" || exit 1; \
 		$(BIN)/jupytext --to md:myst "$${md%.md}.ipynb" -o "$$md" || exit 1; \
 	done
 
