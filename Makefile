@@ -73,9 +73,17 @@ nbval: $(STAMP)
 ## served on 127.0.0.1: fails on console errors, failed or outside requests, images not
 ## loaded, broken links or anchors, untypeset math, cut-off tables. Screenshots in
 ## _build/screenshots. Run `make book` first (`make test` does).
-.PHONY: browser
-browser: $(STAMP)
+.PHONY: browser chromium
+browser: $(STAMP) chromium
 	$(BIN)/python tests/browser_check.py _build/html --screenshots _build/screenshots
+
+## Debian's Chromium, installed with apt-get (as root, or through sudo) when it is missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$$sudo apt-get update -qq && \
+		$$sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 ## Refresh the stored outputs after editing chapters: `make execute` (all) or
 ## `make execute CHAPTERS=book/location-shift.md` (one).
