@@ -7,6 +7,13 @@ the argument; no function returns NaN.
 
 from gumbel_lib._validation import get_default_validate_args, set_default_validate_args
 from gumbel_lib.conditional import conditional_gumbels, gumbel_rao
+from gumbel_lib.counterfactual import (
+    counterfactual_gumbel_max,
+    counterfactual_probs,
+    counterfactual_sequence,
+    posterior_gumbels,
+)
+from gumbel_lib.coupling import coupled_gumbel_max, coupling_agreement, coupling_joint
 from gumbel_lib.density import concrete_log_prob
 from gumbel_lib.device import default_device, generator_for
 from gumbel_lib.estimators import (
@@ -37,19 +44,29 @@ from gumbel_lib.relax import gumbel_softmax, relaxed_log_sample, straight_throug
 from gumbel_lib.sampling import gumbel_max, gumbel_topk, perturb
 from gumbel_lib.schedules import exponential_schedule, jang_schedule
 from gumbel_lib.sharded import sharded_gumbel_max
+from gumbel_lib.speculative import drafter_invariant_step, residual_logits, speculative_step
 from gumbel_lib.subsets import expected_redraws, m_hot, m_hot_by_redraw
 from gumbel_lib.tokens import sample_tokens
 from gumbel_lib.topk_conditional import conditional_topk_gumbels
+from gumbel_lib.watermark import WatermarkScore, watermark_sample, watermark_score
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ESTIMATORS",
     "PlackettLuce",
+    "WatermarkScore",
     "concrete_log_prob",
     "conditional_gumbels",
     "conditional_topk_gumbels",
+    "counterfactual_gumbel_max",
+    "counterfactual_probs",
+    "counterfactual_sequence",
+    "coupled_gumbel_max",
+    "coupling_agreement",
+    "coupling_joint",
     "default_device",
+    "drafter_invariant_step",
     "exact_expected_gradient",
     "exact_gradient",
     "expected_redraws",
@@ -70,9 +87,11 @@ __all__ = [
     "philox4x32",
     "plackett_luce_log_prob",
     "plackett_luce_subset_log_prob",
+    "posterior_gumbels",
     "reinmax",
     "relaxed_gradient",
     "relaxed_log_sample",
+    "residual_logits",
     "sample_gumbel",
     "sample_tokens",
     "sample_with",
@@ -80,8 +99,11 @@ __all__ = [
     "sequential_sample",
     "set_default_validate_args",
     "sharded_gumbel_max",
+    "speculative_step",
     "sse_gradient",
     "straight_through",
     "straight_through_gradient",
     "truncated_tail_mass",
+    "watermark_sample",
+    "watermark_score",
 ]

@@ -59,15 +59,9 @@ def conditional_gumbels(
     check_categories(logits.shape, dim)
     n_samples = check_count(n_samples, "n_samples", upper=2**31 - 1, what="allowed")
     check_generator(generator)
-    if not isinstance(index, torch.Tensor):
-        raise TypeError(f"index must be a torch.Tensor, got {type(index).__name__}")
-    if index.dtype.is_floating_point or index.dtype.is_complex or index.dtype == torch.bool:
-        raise TypeError(f"index must have an integer dtype, got {index.dtype}")
-    if index.shape != logits.shape[:dim] + logits.shape[dim + 1 :]:
-        raise ValueError(f"index must have shape {tuple(logits.shape)} without dim={dim}")
-    index = index.long()
+    index = check_index(index, logits, dim)
     if should_validate(validate_args) and logits.numel():
-        _check_condition(logits, index, dim)
+        check_condition(logits, index, dim)
     logits_w = logits.to(working_dtype(logits.dtype))
     masked = torch.isneginf(logits_w)
     safe = torch.where(masked, torch.zeros_like(logits_w), logits_w)
@@ -83,9 +77,26 @@ def conditional_gumbels(
     return torch.where(is_k, top.expand_as(below), below)
 
 
-def _check_condition(logits: torch.Tensor, index: torch.Tensor, dim: int) -> None:
+def check_index(
+    index: object, logits: torch.Tensor, dim: int, name: str = "index"
+) -> torch.Tensor:
+    """An integer tensor of the shape of ``logits`` without ``dim``, as int64 on the logits'
+    device (structural, internal)."""
+    if not isinstance(index, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(index).__name__}")
+    if index.dtype.is_floating_point or index.dtype.is_complex or index.dtype == torch.bool:
+        raise TypeError(f"{name} must have an integer dtype, got {index.dtype}")
+    if index.shape != logits.shape[:dim] + logits.shape[dim + 1 :]:
+        raise ValueError(f"{name} must have shape {tuple(logits.shape)} without dim={dim}")
+    return index.long().to(logits.device)
+
+
+def check_condition(
+    logits: torch.Tensor, index: torch.Tensor, dim: int, name: str = "index"
+) -> None:
     """Under validation: logits without NaN or ``+inf``, and every ``index`` in range and at a
-    finite logit; one reduction and one read (``gumbel_lib._validation.require``)."""
+    finite logit (an outcome of probability zero cannot be the argmax); one reduction and one
+    read (``gumbel_lib._validation.require``; internal)."""
     n = logits.shape[dim]
     in_range = (index >= 0) & (index < n)
     chosen = logits.detach().gather(dim, index.clamp(0, n - 1).unsqueeze(dim))
@@ -97,10 +108,12 @@ def _check_condition(logits: torch.Tensor, index: torch.Tensor, dim: int) -> Non
         if not bool(ok[0]):
             raise ValueError("logits contains NaN or +inf")
         if not bool(ok[1]):
-            raise ValueError(f"index is out of range for {n} categories")
-        raise ValueError("index points at a category whose logit is -inf: it cannot be the argmax")
+            raise ValueError(f"{name} is out of range for {n} categories")
+        raise ValueError(
+            f"{name} points at a category whose logit is -inf: probability 0, never the argmax"
+        )
 
-    require(ok, "logits contains NaN or +inf, or index is out of range or masked", explain)
+    require(ok, f"logits contains NaN or +inf, or {name} is out of range or masked", explain)
 
 
 def gumbel_rao(

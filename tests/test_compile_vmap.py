@@ -44,6 +44,8 @@ INDEX = torch.tensor([0, 2, 4])
 TOP2 = torch.tensor([[0, 1], [2, 3], [4, 0]])
 RANKING = torch.tensor([[0, 1, 2], [4, 3, 2], [1, 0, 4]])
 KEYS = torch.tensor([3, 4, 5])
+OTHER = torch.randn(3, 5, generator=seeded(21))
+CONTEXT = torch.tensor([[1, 2], [3, 4], [5, 6]])
 # name -> (call with default settings, exact under tracing?): relaxed samplers trace the
 # shifted graph, which eager takes with validation off
 SAMPLERS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], bool]] = {
@@ -75,6 +77,30 @@ SAMPLERS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], bool]] = {
     "sample_tokens": (lambda x: gl.sample_tokens(x, temperature=0.7, top_p=0.9), True),
     "sample_tokens_keyed": (lambda x: gl.sample_tokens(x, key=KEYS, position=2), True),
     "keyed_uniform": (lambda x: gl.keyed_uniform(KEYS[:, None], 0, torch.arange(5)), True),
+    "coupled_gumbel_max": (lambda x: torch.stack(gl.coupled_gumbel_max(x, OTHER)), True),
+    "coupled_gumbel_max_keyed": (
+        lambda x: torch.stack(gl.coupled_gumbel_max(x, OTHER, key=KEYS, position=2)),
+        True,
+    ),
+    "coupling_agreement": (lambda x: gl.coupling_agreement(x, OTHER), True),
+    "speculative_step": (
+        lambda x: torch.stack(gl.speculative_step(x, OTHER, INDEX)).long(),
+        True,
+    ),
+    "speculative_step_keyed": (
+        lambda x: torch.stack(gl.speculative_step(x, OTHER, INDEX, key=KEYS, position=2)).long(),
+        True,
+    ),
+    "drafter_invariant_step": (
+        lambda x: torch.stack(gl.drafter_invariant_step(x, INDEX, key=KEYS, position=2)).long(),
+        True,
+    ),
+    "watermark_sample": (lambda x: gl.watermark_sample(x, CONTEXT, key=KEYS), True),
+    "posterior_gumbels": (lambda x: gl.posterior_gumbels(x, INDEX, 2), True),
+    "counterfactual_gumbel_max": (
+        lambda x: gl.counterfactual_gumbel_max(x, INDEX, OTHER, 2),
+        True,
+    ),
 }
 
 
@@ -144,6 +170,10 @@ BAD = {"NaN": float("nan"), "+inf": float("inf")}
         "sample_tokens",
         "m_hot",
         "m_hot_by_redraw",
+        "coupled_gumbel_max",
+        "speculative_step",
+        "watermark_sample",
+        "counterfactual_gumbel_max",
     ],
 )
 @pytest.mark.parametrize("bad", list(BAD))
@@ -210,6 +240,12 @@ MAPPED: dict[str, Callable[..., torch.Tensor]] = {
     "m_hot": lambda x, g: gl.m_hot(x, 2, 0.5, generator=g),
     "m_hot_hard": lambda x, g: gl.m_hot(x, 2, 0.5, hard=True, generator=g),
     "m_hot_by_redraw": lambda x, g: gl.m_hot_by_redraw(x, 2, 0.5, generator=g),
+    "coupled_gumbel_max": lambda x, g: torch.stack(
+        gl.coupled_gumbel_max(x, OTHER.expand_as(x), generator=g), -1
+    ),
+    "speculative_step": lambda x, g: torch.stack(
+        gl.speculative_step(x, OTHER.expand_as(x), INDEX.expand(x.shape[:-1]), generator=g), -1
+    ).long(),
 }
 # the relaxed samplers take the shifted graph inside vmap: eager's, with validation off
 SHIFTED = {"gumbel_softmax", "gumbel_softmax_hard", "relaxed_log_sample"}
