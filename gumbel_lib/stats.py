@@ -37,6 +37,12 @@ class Verdict:
 
     def __str__(self) -> str:
         word = "pass" if self.passed else "REJECT"
+        if self.test.endswith("(p-value)"):  # the statistic is the p-value, compared with alpha
+            name = self.test.removesuffix(" (p-value)")
+            return (
+                f"{name}: n={self.n:,}, p-value={self.statistic:.4g}, "
+                f"alpha={self.alpha:.2g} -> {word}"
+            )
         return (
             f"{self.test}: n={self.n:,}, statistic={self.statistic:.4g}, "
             f"threshold={self.threshold:.4g}, alpha={self.alpha:.2g} -> {word}"
