@@ -14,12 +14,13 @@ The path from a call to its result, all in this module and :mod:`gumbel_lib.nois
    gradient is the identity.
 2. ``z / tau``, and the softmax along ``dim`` (``_scaled``). The quotient must not
    overflow: a row maximum of ``z / tau`` equal to ``+inf`` makes the softmax NaN. Under
-   validation the check of the logits reads one number, the largest ``|max(z)|`` over the
-   rows; when it is below ``tau`` times half the largest float, no quotient's row maximum
-   can overflow and we divide as ``torch.nn.functional.gumbel_softmax`` does. Otherwise, and
-   always with validation off (where nothing may be read), we first subtract the row
-   maximum, so the quotients are ``<= 0`` with one exact zero per row: a constant shift,
-   invisible to the softmax and to the gradient. A positive ``tau`` below the dtype's
+   validation the check of the logits reads one number, the largest ``|z|``; when it is
+   below ``tau`` times half the largest float, every value is finite and no quotient can
+   overflow, and we divide as ``torch.nn.functional.gumbel_softmax`` does. Otherwise (masked
+   categories, huge logits, a tensor ``tau``, or bad values, which the full check then
+   names), and always with validation off (where nothing may be read), we first subtract
+   the row maximum, so the quotients are ``<= 0`` with one exact zero per row: a constant
+   shift, invisible to the softmax and to the gradient. A positive ``tau`` below the dtype's
    smallest normal number (where ``0 / tau`` would be NaN) is raised to that number; the
    sample is then one-hot, as it is in exact arithmetic.
 3. ``hard=True``: the one-hot vector of ``argmax((l - max l) + g)`` computed in float64,
@@ -45,7 +46,6 @@ from gumbel_lib._validation import (
     check_generator,
     check_logits,
     check_tau_like,
-    raise_bad_logits,
     should_validate,
     tracing,
     working_dtype,
@@ -110,21 +110,21 @@ def _scaled(
     validate: bool,
 ) -> torch.Tensor:
     """``z / tau``, shifted by the row maxima of ``z`` unless validation's one read shows
-    that no row maximum of the quotient can overflow (see the module's step 2)."""
-    high = z.detach().amax(dim, keepdim=True)
+    that nothing can overflow (see the module's step 2)."""
     unit = isinstance(tau, float) and tau == 1.0
-    shift = not unit  # at tau = 1 the softmax's own shift suffices
-    if validate and (tracing() or not isinstance(tau, float)):
+    if validate and isinstance(tau, float) and not tracing() and z.numel():
+        # one reduction and one read: the largest |z|, NaN or inf when a logit is NaN or
+        # infinite (a masked category included); below tau times half the largest float,
+        # every logit is valid and no quotient can overflow
+        largest = torch.linalg.vector_norm(z.detach(), math.inf).item()
+        if largest < tau * HALF_MAX[z.dtype]:
+            return z if unit else z / max(tau, TINY[z.dtype])
+    high = z.detach().amax(dim, keepdim=True)  # masked, huge or bad values: the full check
+    if validate:
         check_finite_max(high, logits, dim)
-    elif validate:
-        worst = high.abs().amax().item() if high.numel() else 0.0  # NaN or inf: bad logits
-        if not math.isfinite(worst):
-            raise_bad_logits(logits, dim)
-        shift = not unit and not worst < tau * HALF_MAX[z.dtype]
-    if shift:
-        z.detach().sub_(high)  # a constant per row: invisible to the softmax's gradient
-    if unit:
+    if unit:  # the softmax's own shift suffices
         return z
+    z.detach().sub_(high)  # a constant per row: invisible to the softmax's gradient
     if isinstance(tau, float):
         return z / max(tau, TINY[z.dtype])
     return _divide_keeping_tau_gradient_finite(z, tau.to(z.dtype).clamp_min(TINY[z.dtype]))

@@ -54,13 +54,19 @@ def test_exact_samplers_are_the_argmax_of_float64_sums(shape: tuple[int, int], d
 @pytest.mark.parametrize("shape", [(50, 7), (600, 128)])
 @pytest.mark.parametrize("dim", [0, -1])
 @pytest.mark.parametrize("tau", [1.0, 0.5, 3.0])
-def test_relaxed_samplers_follow_the_probe(shape: tuple[int, int], dim: int, tau: float) -> None:
-    """Validation on: the unshifted quotient (its row maxima are far from overflowing);
-    validation off: the quotient of the shifted values. Both are the formula, bit for bit."""
+@pytest.mark.parametrize("masked", [False, True])
+def test_relaxed_samplers_follow_the_probe(
+    shape: tuple[int, int], dim: int, tau: float, masked: bool
+) -> None:
+    """Validation on, all values finite and far from overflowing: the unshifted quotient;
+    a masked category (the probe reads inf), or validation off: the quotient of the values
+    shifted by their row maxima. Each is its formula, bit for bit."""
     logits = logits_with_edges(shape, 3)
+    if not masked:
+        logits[0, 0] = 0.0
     z = logits + noise(shape, 4).float()
     shifted = z if tau == 1.0 else z - z.amax(dim, keepdim=True)
-    for validate, values in ((True, z), (False, shifted)):
+    for validate, values in ((True, shifted if masked else z), (False, shifted)):
         kw = {"dim": dim, "generator": seeded(4), "validate_args": validate}
         formula = values if tau == 1.0 else values / tau
         assert torch.equal(gl.gumbel_softmax(logits, tau, **kw), torch.softmax(formula, dim))
@@ -99,7 +105,7 @@ def test_gradients_equal_the_formula_gradients(validate: bool, tau: object) -> N
     leaf = logits.clone().requires_grad_(True)
     z = leaf + noise(shape, 10).float()
     unit = t == 1.0 if isinstance(t, float) else False
-    unshifted = validate and not isinstance(t, torch.Tensor)
+    unshifted = False  # a masked category: the probe reads inf and the values are shifted
     values = z if unshifted or unit else z - z.detach().amax(-1, keepdim=True)
     formula = torch.softmax(values if unit else values / divisor, -1)
     (formula * weights).sum().backward()
