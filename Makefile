@@ -55,10 +55,12 @@ pairs: $(STAMP)
 ## No hand-typed result in the prose: every decimal number is glued from the cell that
 ## computed it, or on the chapter's short allow-list (tests/check_prose_numbers.py).
 ## Every gumbel_lib function a chapter's code uses is linked to its API entry where the
-## prose first names it (tests/check_api_links.py).
+## prose first names it (tests/check_api_links.py). Every Summary bullet names the theorem,
+## section or test that backs it: the claim register (tests/check_summary_claims.py).
 prose: $(STAMP)
 	$(BIN)/python tests/check_prose_numbers.py book
 	$(BIN)/python tests/check_api_links.py book
+	$(BIN)/python tests/check_summary_claims.py book
 
 ## After the build: every glued number appears, formatted, in its built page.
 glued: $(STAMP)
