@@ -1,8 +1,9 @@
 """Each estimator's mean against the exact gradient (enumeration) or a closed form.
 
-False-failure budget of this module: 1e-6, split by Bonferroni over the NINE claims that
-must pass (REINFORCE without and with a baseline, leave-one-out, ReinMax at tau = 1 on a
-quadratic loss, Gumbel-Rao's mean equal to straight-through's, the means of straight-through
+False-failure budget of this module: 1e-6 (nominal: the z-tests are asymptotic), split by
+Bonferroni over the TEN claims that must pass (REINFORCE without and with a baseline,
+leave-one-out, ReinMax at tau = 1 on a quadratic loss, ReinMax at tau = 3 equal to its
+enumerated mean, Gumbel-Rao's mean equal to straight-through's, the means of straight-through
 and of Gumbel-softmax for K = 2 equal to their closed form, no variance difference
 claimed between Gumbel-Rao with one conditional draw and straight-through, and the measured
 variances of REINFORCE equal to the exact ones of the variance theorem). Each mean claim
@@ -26,10 +27,11 @@ import torch
 from conftest import seeded
 
 from gumbel_lib import exact_gradient, sample_with
+from gumbel_lib.enumeration import joint_outcomes
 from gumbel_lib.reinforce import optimal_baseline, score_surrogate, score_variance
 from gumbel_lib.reinmax import expected_backward
 
-CLAIMS = 9
+CLAIMS = 10
 ALPHA = 1e-6 / CLAIMS
 MISS_MARGIN = 6.0  # a shift of Z_CRIT + 6 standard errors is missed with probability < 1e-9
 
@@ -143,6 +145,42 @@ def test_negative_control_reinmax_at_tau_three() -> None:
     draws = per_draw("reinmax", quadratic, 200_000, 3.0, 24)
     shift = expected_backward(LOGITS, quadratic, 3.0) - EXACT
     assert_rejected_with_power(draws, EXACT, shift)
+
+
+def reinmax_mean_with_tempered_pi_0(logits: torch.Tensor, f, tau: float) -> torch.Tensor:
+    """The exact mean of a wrong ReinMax whose ``pi_0`` is ``softmax(l / tau)``.
+
+    Liu et al. (and microsoft/ReinMax) temper only the softmax inside ``pi_1``; ``pi_0`` is
+    ``softmax(l)``, the law that ``D`` is drawn from. Enumeration over the joint outcomes.
+    """
+    outcomes = joint_outcomes(*logits.shape, dtype=logits.dtype).requires_grad_(True)
+    (g,) = torch.autograd.grad(f(outcomes).sum(), outcomes)
+    tempered = torch.softmax(logits / tau, -1)
+
+    def jacobian_times_g(p: torch.Tensor) -> torch.Tensor:
+        return p * (g - (p * g).sum(-1, keepdim=True))
+
+    pi_1 = (outcomes.detach() + tempered) / 2
+    backward = 2 * jacobian_times_g(pi_1) - jacobian_times_g(tempered) / 2
+    p_outcome = (outcomes.detach() * torch.softmax(logits, -1)).sum(-1).prod(-1)
+    return (p_outcome[:, None, None] * backward).sum(0)
+
+
+def test_reinmax_mean_at_tau_three_is_the_enumerated_one() -> None:
+    """Where ReinMax is biased (tau = 3) its sampler's mean is ``expected_backward``'s.
+
+    The tau = 1 test cannot see an error in how the temperature enters; this one can. Its
+    power is asserted against a plausible slip, ``pi_0 = softmax(l / tau)`` in the backward
+    pass, whose exact mean is at least Z_CRIT + 6 standard errors away in some coordinate.
+    """
+    n, tau = 200_000, 3.0
+    draws = per_draw("reinmax", quadratic, n, tau, 34)
+    target = expected_backward(LOGITS, quadratic, tau)
+    assert_unbiased(draws, target)
+    mutant = reinmax_mean_with_tempered_pi_0(LOGITS, quadratic, tau)
+    se = draws.std(0) / math.sqrt(n)
+    shift = (mutant - target).reshape(-1).abs() / se
+    assert shift.max().item() >= z_crit(draws.shape[1]) + MISS_MARGIN  # power against it
 
 
 @pytest.mark.parametrize("name", ["straight-through", "gumbel-softmax"])
