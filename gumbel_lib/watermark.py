@@ -1,11 +1,15 @@
 """Gumbel-max watermarking of generated text, and its detection score with a p-value.
 
-Aaronson's scheme, as Fernandez et al. (2023) and Kuditipudi et al. (2023) describe it:
-at each step the uniforms ``r_i`` of the vocabulary are keyed by a secret key and the ``h``
-tokens before the step, and the token is ``argmax_i r_i^(1 / p_i)``, which is the Gumbel-max
-draw ``argmax_i (log p_i + g_i)`` with ``g_i = -log(-log r_i)``. So one step has law ``p``
-exactly (:func:`watermark_sample` is :func:`gumbel_lib.tokens.sample_tokens` with the
-position set to :func:`gumbel_lib.keyed_hash.hash_tokens` of the context).
+Aaronson's scheme, as Fernandez et al. (2023) describe it: at each step the uniforms ``r_i``
+of the vocabulary are keyed by a secret key and the ``h`` tokens before the step, and the
+token is ``argmax_i r_i^(1 / p_i)``, which is the Gumbel-max draw ``argmax_i (log p_i + g_i)``
+with ``g_i = -log(-log r_i)``. (Kuditipudi et al. (2023) use the same decoder, "exponential
+minimum sampling", with noise keyed by the position in a secret key sequence instead.) So a
+step whose context has not occurred before with this key has law ``p`` exactly when the keyed
+uniforms are modelled as a random function (they are Philox outputs on a ``2**-53`` grid;
+:func:`gumbel_lib.tokens.sample_tokens` bounds the grid's effect), and a repeated context
+repeats its token. :func:`watermark_sample` is :func:`gumbel_lib.tokens.sample_tokens` with
+the position set to :func:`gumbel_lib.keyed_hash.hash_tokens` of the context.
 
 A detector that knows the key recomputes ``r_t`` of each emitted token and sums
 ``-log(1 - r_t)``. For a text that does not depend on the key, the uniforms at distinct
@@ -58,9 +62,10 @@ def watermark_sample(
 
     ``sample_tokens(logits, key=key, position=hash_tokens(context), ...)``: the uniform of
     token ``i`` is ``keyed_uniform(key, hash_tokens(context), i)`` and the token is
-    ``argmax_i r_i^(1 / p_i)`` for the filtered law ``p``, so a single step has law ``p``
-    (the Gumbel-max theorem). ``context`` holds the ``h`` tokens before the step, shape
-    ``(*batch, h)``; ``key`` is the secret (an int, or an int64 tensor of the batch shape).
+    ``argmax_i r_i^(1 / p_i)`` for the filtered law ``p``, so a step with a new context has
+    law ``p`` (the Gumbel-max theorem, keyed uniforms modelled as independent). ``context``
+    holds the ``h`` tokens before the step, shape ``(*batch, h)``; ``key`` is the secret (an
+    int, or an int64 tensor of the batch shape).
     The filters are those of :func:`gumbel_lib.tokens.sample_tokens`; a zero temperature
     is greedy and carries no watermark. Never reuse a key across texts meant to be
     independent of each other. Chapter: :doc:`Shared noise </book/shared-noise>`.
