@@ -11,7 +11,7 @@ A ranking ``sigma`` of ``K`` categories with logits ``l`` has Plackett-Luce prob
   ``log_prob`` agree on the event and ``support`` is one constraint, :class:`Ranking`.
 * **Logits**: unnormalised; ``-inf`` masks a category (never drawn; a ranking that places
   it has probability 0), provided every row keeps at least ``k`` finite logits. NaN and
-  ``+inf`` are refused (``arg_constraints``: :data:`masked_real_vector`).
+  ``+inf`` are refused (``arg_constraints``: ``masked_real_vector``).
 * **Validation**: ``validate_args=None`` follows ``gumbel_lib``'s library-wide default
   (on), not ``torch.distributions``'; its value checks run in every mode (``ValueError``
   in eager, ``torch._assert_async`` under ``torch.compile``, skipped inside ``torch.func``

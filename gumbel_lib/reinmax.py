@@ -88,7 +88,7 @@ def reinmax(
     the same generator). Backward: ``2 J(pi_1) g - J(pi_0) g / 2`` with
     ``pi_0 = softmax(logits)`` and ``pi_1 = (D + softmax(logits / tau)) / 2``. The authors
     recommend ``tau >= 1``; any ``tau > 0`` is accepted, and values and gradients stay
-    finite for every finite logit, however small ``tau`` (:func:`tempered_softmax`,
+    finite for every finite logit, however small ``tau`` (``tempered_softmax``,
     :func:`softmax_jacobian_path`). Under validation NaN or ``+inf`` logits and rows masked
     everywhere raise ``ValueError``, a check that runs in every mode (one read in eager,
     ``torch._assert_async`` under ``torch.compile``, skipped inside ``torch.func``
