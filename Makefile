@@ -22,7 +22,7 @@ PORTABLE_NUMERICS := ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=COMPATIBLE OPENBLAS_CORET
 	NPY_ENABLE_CPU_FEATURES=X86_V3 ONEDNN_MAX_CPU_ISA=AVX2
 CHAPTER_ENV := GUMBEL_DEVICE=cpu OMP_NUM_THREADS=1 TQDM_DISABLE=1 $(PORTABLE_NUMERICS)
 
-.PHONY: venv book test lint unit pairs prose glued nbval execute bench bench-smoke clean
+.PHONY: venv book test lint unit pairs prose glued nbval execute bench bench-vocab bench-smoke clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -101,11 +101,20 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.numerics
 	$(BIN)/python -m benchmarks.tokens
+	$(BIN)/python -m benchmarks.tricks
+
+## The vocabulary-scale chapter's stored results (long: about 15 and 45 minutes).
+bench-vocab: $(STAMP)
+	$(BIN)/python -m benchmarks.vocab_precision
+	$(BIN)/python -m benchmarks.vocab_tail
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m benchmarks.run --smoke --out _build/bench-smoke
 	$(BIN)/python -m benchmarks.numerics --smoke --out _build/bench-smoke
 	$(BIN)/python -m benchmarks.tokens --smoke --out _build/bench-smoke
+	$(BIN)/python -m benchmarks.tricks --smoke --out _build/bench-smoke
+	$(BIN)/python -m benchmarks.vocab_precision --smoke --out _build/bench-smoke
+	$(BIN)/python -m benchmarks.vocab_tail --smoke --out _build/bench-smoke
 
 clean:
 	rm -rf _build
