@@ -25,8 +25,8 @@ def grid_noise(bits: int, dtype: torch.dtype = torch.float32) -> np.ndarray:
     """Every noise value of a ``bits``-bit grid sampler computed in ``dtype``, in grid order.
 
     ``u = k 2**-bits`` is clamped below to ``dtype``'s smallest normal number and mapped
-    to ``-log(-log u)`` with PyTorch's logarithm in ``dtype``, as the library's float32
-    sampler did before it moved to 53-bit uniforms. Non-decreasing in ``k``.
+    to ``-log(-log u)`` with PyTorch's logarithm in ``dtype``: with ``bits = 24`` and float32,
+    the sampler that ``torch.rand`` in float32 feeds. Non-decreasing in ``k``.
 
     >>> grid_noise(2, torch.float64).round(3).tolist()
     [-6.563, -0.327, 0.367, 1.246]

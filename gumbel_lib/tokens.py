@@ -137,8 +137,12 @@ def sample_tokens(
 
     The filters of :func:`filtered_logits` run in vLLM's order (temperature, min-p, top-k,
     top-p), then the token is the Gumbel-max sample of the filtered logits, so its law is
-    ``softmax`` of the filtered logits, within the bound ``3 n 2**-53 + 2**-44`` in total
-    variation (``n`` kept tokens). Conventions of the engines users know: ``temperature``
+    ``softmax`` of the filtered logits, within ``3 n 2**-53 + 2**-43`` in total variation
+    (``n`` kept tokens; ``2**-44`` for the last term at temperature 1, as for
+    :func:`~gumbel_lib.sampling.gumbel_max`, where no division rounds). Unlike vLLM, whose
+    top-p cut splits tokens tied at the cut by their position in its sort, every filter here
+    keeps all the tokens tied at its cut, so the filtered law does not depend on the order of
+    equal logits. Conventions of the engines users know: ``temperature``
     is ``>= 0`` and ``0`` means greedy (the first largest logit); ``top_k = 0``,
     ``top_p = 1`` and ``min_p = 0`` (or ``None``) switch a filter off. Each parameter is a
     Python number or a tensor of the batch shape, one value per row. The noise comes from
