@@ -98,7 +98,7 @@ def exact_group_law(logits: list[float], counts: list[int]) -> np.ndarray:
     """``softmax`` mass of each group: ``counts[a] e^{logits[a]} / sum_b counts[b] e^{logits[b]}``.
 
     >>> exact_group_law([0.0, -18.0], [1, 16384]).round(6).tolist()
-    [0.999749, 0.000251]
+    [0.999751, 0.000249]
     """
     weights = np.log(np.asarray(counts, dtype=np.float64)) + np.asarray(logits, dtype=np.float64)
     law: np.ndarray = np.exp(weights - np.logaddexp.reduce(weights))
