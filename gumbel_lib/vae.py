@@ -27,7 +27,7 @@ import math
 
 import torch
 
-from gumbel_lib._validation import check_count, check_logits, should_validate
+from gumbel_lib._validation import check_count, check_logits, require, should_validate
 from gumbel_lib.enumeration import joint_outcomes
 from gumbel_lib.sampling import gumbel_max
 
@@ -95,13 +95,48 @@ class CategoricalVAE(torch.nn.Module):
         return pixel_logits
 
 
-def check_pixels(x: object, model: CategoricalVAE, validate_args: bool | None = None) -> None:
-    """``x`` is a float tensor ``(B, n_pixels)``; under validation, its values are 0 or 1."""
+def check_model(model: object, name: str = "model") -> CategoricalVAE:
+    """``model`` is a :class:`CategoricalVAE` (structural)."""
+    if not isinstance(model, CategoricalVAE):
+        raise TypeError(
+            f"{name} must be a gumbel_lib.vae.CategoricalVAE, got {type(model).__name__}"
+        )
+    return model
+
+
+def model_dtype(model: CategoricalVAE) -> torch.dtype:
+    """The dtype of the model's parameters (all of them share it unless the caller mixed)."""
+    return next(model.parameters()).dtype
+
+
+def check_pixels(
+    x: object,
+    model: object,
+    validate_args: bool | None = None,
+    *,
+    check_device: bool = True,
+) -> torch.Tensor:
+    """``model`` is a :class:`CategoricalVAE`; ``x`` is a float tensor ``(B, n_pixels)`` of the
+    model's dtype (and, with ``check_device``, on its device); under validation, its values
+    are 0 or 1 (one reduction and one read, through ``require``). Structural checks always run.
+    """
+    model = check_model(model)
     x = check_logits(x, "x")
     if x.dim() != 2 or x.shape[-1] != model.n_pixels:
         raise ValueError(f"x must have shape (batch, {model.n_pixels}), got {tuple(x.shape)}")
-    if should_validate(validate_args) and not bool(((x == 0) | (x == 1)).all()):
-        raise ValueError("x must be binary: every pixel 0 or 1")
+    parameter = next(model.parameters())
+    if x.dtype != parameter.dtype:
+        raise TypeError(
+            f"x has dtype {x.dtype} but the model's parameters have dtype {parameter.dtype}; "
+            f"convert with x.to({parameter.dtype}) (or the model with model.to({x.dtype}))"
+        )
+    if check_device and x.device != parameter.device:
+        raise ValueError(
+            f"x is on {x.device} but the model is on {parameter.device}; move one of them"
+        )
+    if should_validate(validate_args):
+        require((x == 0) | (x == 1), "x must be binary: every pixel 0 or 1")
+    return x
 
 
 def kl_to_uniform(logits: torch.Tensor, *, validate_args: bool | None = None) -> torch.Tensor:
@@ -116,8 +151,8 @@ def kl_to_uniform(logits: torch.Tensor, *, validate_args: bool | None = None) ->
     check_logits(logits)
     if logits.dim() < 2:
         raise ValueError(f"logits must have shape (*batch, V, K), got {tuple(logits.shape)}")
-    if should_validate(validate_args) and torch.isnan(logits).any():
-        raise ValueError("logits contains NaN")
+    if should_validate(validate_args):
+        require(~torch.isnan(logits), "logits contains NaN")
     q = torch.softmax(logits, dim=-1)
     n_latents, n_categories = logits.shape[-2:]
     kl: torch.Tensor = torch.special.xlogy(q, q).sum((-2, -1))
@@ -137,8 +172,8 @@ def log_likelihood(
     """
     check_logits(pixel_logits, "pixel_logits")
     check_logits(x, "x")
-    if should_validate(validate_args) and not bool(((x == 0) | (x == 1)).all()):
-        raise ValueError("x must be binary: every pixel 0 or 1")
+    if should_validate(validate_args):
+        require((x == 0) | (x == 1), "x must be binary: every pixel 0 or 1")
     pixel_logits, x = torch.broadcast_tensors(pixel_logits, x)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(pixel_logits, x, reduction="none")
     return -bce.sum(-1)
@@ -257,8 +292,10 @@ def perplexity(probs: torch.Tensor, *, validate_args: bool | None = None) -> tor
     [2.0, 1.0]
     """
     check_logits(probs, "probs")
-    if should_validate(validate_args) and not (
-        (probs >= 0).all() and torch.allclose(probs.sum(-1), torch.ones_like(probs[..., 0]))
-    ):
-        raise ValueError("probs must be non-negative and sum to 1 along the last axis")
+    if should_validate(validate_args):
+        total = probs.sum(-1, keepdim=True)
+        require(
+            (probs >= 0) & ((total - 1).abs() <= 1e-5 + 1e-8),
+            "probs must be non-negative and sum to 1 along the last axis",
+        )
     return torch.exp(-torch.special.xlogy(probs, probs).sum(-1))

@@ -1,15 +1,18 @@
 """The categorical VAE: exact bounds by enumeration, the KL formula, estimators, training.
 
 False-failure budget of this module: 1e-6, split (Bonferroni) over its statistical claims:
-the negative-ELBO estimate is unbiased (one claim), the REINFORCE gradient of the joint code
-is unbiased (one claim over 6 coordinates, two baselines), so 5e-7 per claim. Each has a
-negative control that the same test rejects, and its power (miss rate 1e-6) against that
-control is asserted. Everything else is exact, or deterministic under fixed seeds.
+the negative-ELBO estimate is unbiased (one claim, tested with 1 and with 3 draws per image,
+2.5e-7 each), the REINFORCE gradient of the joint code is unbiased (one claim over 6
+coordinates, two baselines), so 5e-7 per claim. The z-tests are asymptotic (normal
+approximation of a mean of 1e5 or more i.i.d. draws). Each has a negative control that the
+same test rejects, and its power (miss rate 1e-6) against that control is asserted.
+Everything else is exact, or deterministic under fixed seeds.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
@@ -18,6 +21,8 @@ import scipy.stats
 import torch
 from conftest import seeded
 
+import gumbel_lib.vae_training as vae_training
+from benchmarks import vae_long
 from gumbel_lib import exponential_schedule, gumbel_softmax
 from gumbel_lib.enumeration import exact_gradient
 from gumbel_lib.vae import (
@@ -120,28 +125,45 @@ def test_exact_bounds_match_a_brute_force_loop():
     assert (neg_elbo >= nll).all()  # the ELBO is a lower bound of log p(x)
 
 
-def test_negative_elbo_estimate_is_unbiased_and_the_test_can_fail():
-    """z-test of the mean of n single-draw estimates against the exact value (alpha 5e-7).
+@pytest.mark.parametrize("n_samples", [1, 3])
+def test_negative_elbo_estimate_is_unbiased_and_the_test_can_fail(n_samples):
+    """z-test of the mean of n estimates, each from ``n_samples`` draws, against the exact
+    value (two-sided, alpha 2.5e-7 per ``n_samples``; the claim's 5e-7 split in two).
 
     Negative control: the same estimate with *relaxed* codes (Gumbel-softmax, tau = 1)
     instead of one-hot ones, the mistake of evaluating a discrete model on relaxed samples.
     Power: n is large enough that its shift ``delta`` exceeds ``(z_alpha + z_beta) * se``
-    with miss rate beta = 1e-6.
+    with miss rate beta = 1e-6. An estimate that *sums* its draws instead of averaging them
+    is off by ``(n_samples - 1)`` reconstruction terms, tens of standard errors.
     """
     model, x = tiny_model(), prototypes(1)
     n = 200_000
-    z_alpha, z_beta = scipy.stats.norm.isf(ALPHA_PER_CLAIM / 2), scipy.stats.norm.isf(1e-6)
+    z_alpha, z_beta = scipy.stats.norm.isf(ALPHA_PER_CLAIM / 2 / 2), scipy.stats.norm.isf(1e-6)
     with torch.no_grad():
         exact, _ = exact_bounds(model, x)
-        draws = negative_elbo(model, x.expand(n, -1), generator=seeded(7))
+        draws = negative_elbo(model, x.expand(n, -1), n_samples=n_samples, generator=seeded(7))
         logits = model.encode(x.expand(n, -1))
-        relaxed = gumbel_softmax(logits, 1.0, generator=seeded(8))
-        wrong = -log_likelihood(model.decode(relaxed), x) + kl_to_uniform(logits)
+        relaxed = gumbel_softmax(logits.expand(n_samples, -1, -1, -1), 1.0, generator=seeded(8))
+        reconstruction = -log_likelihood(model.decode(relaxed), x).mean(0)
+        wrong = reconstruction + kl_to_uniform(logits)
     se, se_wrong = draws.std().item() / math.sqrt(n), wrong.std().item() / math.sqrt(n)
     assert abs(draws.mean().item() - exact.item()) <= z_alpha * se
     delta = abs(wrong.mean().item() - exact.item())
     assert delta > (z_alpha + z_beta) * max(se, se_wrong)  # the test has power against it
     assert delta > z_alpha * se_wrong  # and rejects it
+
+
+@pytest.mark.parametrize("n_samples", [1, 4])
+def test_negative_elbo_averages_its_draws(n_samples):
+    """Exact, for any draws: with a decoder that ignores the code, log p(x | z) is the same
+    for every z, so the estimate equals the exact -ELBO whatever it draws, if and only if it
+    averages its draws (a sum would count the reconstruction term n_samples times)."""
+    model, x = tiny_model(), prototypes(5)
+    with torch.no_grad():
+        model.decoder[0].weight.zero_()  # the hidden layer no longer sees the code
+        exact, _ = exact_bounds(model, x)
+        estimate = negative_elbo(model, x, n_samples=n_samples, generator=seeded(11))
+    torch.testing.assert_close(estimate, exact, rtol=1e-12, atol=1e-12)
 
 
 def test_importance_weighted_bound_tightens_towards_log_evidence():
@@ -208,7 +230,9 @@ def test_reinforce_gradient_of_the_joint_code_is_unbiased(baseline):
 
 
 @pytest.mark.parametrize("estimator", TRAINED_WITH)
-def test_objective_value_is_the_negative_elbo(estimator):
+def test_objective_value_is_reconstruction_plus_kl(estimator):
+    """The value (not the gradient) of every estimator's objective is -log p(x | y) + KL at
+    the drawn y: a negative-ELBO estimate for one-hot y, the relaxed objective otherwise."""
     model, x = tiny_model(), prototypes(5)
     objective, neg_elbo, reconstruction = training_step_loss(
         model, x, estimator, 0.7, generator=seeded(10), n_samples=4
@@ -268,6 +292,105 @@ def test_training_is_deterministic_given_the_seeds():
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
 
 
+def record_steps(monkeypatch) -> list[dict]:
+    """Wrap the loop's ``training_step_loss`` to record each step's tau, baseline and
+    reconstruction loss (exact: the wrapper changes nothing it passes on)."""
+    calls: list[dict] = []
+    inner = vae_training.training_step_loss
+
+    def recording(model, x, estimator, tau, **kwargs):
+        out = inner(model, x, estimator, tau, **kwargs)
+        baseline = kwargs.get("baseline")
+        calls.append(
+            dict(
+                tau=tau,
+                baseline=None if baseline is None else baseline.item(),
+                mean=out[2].mean().item(),
+            )
+        )
+        return out
+
+    monkeypatch.setattr(vae_training, "training_step_loss", recording)
+    return calls
+
+
+def test_the_temperature_schedule_runs_over_steps_not_epochs(monkeypatch):
+    """3 epochs of 4 batches: step t (0 to 11) must use tau[t], and the reported schedule
+    must be the one used. Indexing the schedule by epoch would use tau[0], tau[1], tau[2]."""
+    calls = record_steps(monkeypatch)
+    taus = exponential_schedule(1.0, 0.25, 12)
+    result = train(
+        tiny_model(),
+        prototypes(40),
+        "straight-through",
+        epochs=3,
+        tau=taus,
+        batch_size=10,
+        generator=seeded(12),
+        progress=False,
+    )
+    used = np.array([c["tau"] for c in calls])
+    assert len(np.unique(taus)) == 12  # every step has its own temperature
+    np.testing.assert_array_equal(used, taus)
+    np.testing.assert_array_equal(result.taus, used)
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.9, 0.25])
+def test_reinforce_baseline_is_the_moving_average_of_past_losses(monkeypatch, decay):
+    """b_0 = None, b_1 = r_0, b_{t+1} = d b_t + (1 - d) r_t with r_t the batch mean
+    reconstruction loss of step t; reversed weights (d r_t + (1 - d) b_t) fail for d != 1/2."""
+    calls = record_steps(monkeypatch)
+    train(
+        tiny_model(),
+        prototypes(40),
+        "reinforce",
+        epochs=2,
+        batch_size=10,
+        generator=seeded(13),
+        progress=False,
+        baseline_decay=decay,
+    )
+    baselines = [c["baseline"] for c in calls]
+    means = [c["mean"] for c in calls]
+    assert len(calls) == 8 and baselines[0] is None and baselines[1] == means[0]
+    expected = means[0]
+    for t in range(1, 8):
+        assert baselines[t] == pytest.approx(expected, rel=1e-12)
+        expected = decay * expected + (1 - decay) * means[t]
+    assert len(set(means)) == 8  # the losses differ, so the weights matter
+
+
+def test_other_estimators_get_no_baseline(monkeypatch):
+    calls = record_steps(monkeypatch)
+    train(
+        tiny_model(),
+        prototypes(20),
+        "reinmax",
+        epochs=2,
+        batch_size=10,
+        generator=seeded(14),
+        progress=False,
+    )
+    assert [c["baseline"] for c in calls] == [None] * 4
+
+
+def test_on_epoch_is_called_after_each_epoch():
+    done = []
+    model = tiny_model()
+    train(
+        model,
+        prototypes(20),
+        "gumbel-rao",
+        epochs=3,
+        batch_size=10,
+        generator=seeded(15),
+        progress=False,
+        on_epoch=done.append,
+        n_samples=2,
+    )
+    assert done == [1, 2, 3]
+
+
 def test_model_initialisation_is_seeded_and_leaves_the_global_rng_alone():
     state = torch.get_rng_state()
     a, b = tiny_model(seed=6), tiny_model(seed=6)
@@ -323,6 +446,97 @@ def test_bad_inputs_raise_clear_errors():
         perplexity(torch.tensor([0.5, 0.6]))
     with pytest.raises(ValueError, match="x must be binary"):
         code_usage(model, x * 0.5)
+    with pytest.raises(TypeError, match="model must be a gumbel_lib.vae.CategoricalVAE"):
+        negative_elbo(torch.nn.Linear(6, 6), x, generator=gen)
+    with pytest.raises(TypeError, match="x has dtype torch.float32 but the model's parameters"):
+        exact_bounds(model, x.float())
+    with pytest.raises(ValueError, match="x is on meta but the model is on cpu"):
+        code_usage(model, x.to("meta"))
+
+
+def test_value_checks_run_inside_vmap_and_stay_on_in_eager_mode():
+    """Value checks go through ``require``: skipped inside ``torch.func`` transforms (no
+    data-dependent branch there), a ValueError in eager mode."""
+    logits = torch.randn(4, 2, 3, dtype=torch.float64, generator=seeded(16))
+    mapped = torch.func.vmap(kl_to_uniform)(logits)
+    torch.testing.assert_close(mapped, kl_to_uniform(logits))
+    probs = torch.softmax(logits, -1)
+    torch.testing.assert_close(torch.func.vmap(perplexity)(probs), perplexity(probs))
+    a, x = torch.zeros(4, 6), prototypes(4, dtype=torch.float32)
+    torch.testing.assert_close(torch.func.vmap(log_likelihood)(a, x), log_likelihood(a, x))
+    with pytest.raises(ValueError, match="probs must be non-negative and sum to 1"):
+        perplexity(torch.tensor([[0.5, float("nan")]]))
+
+
+def train_call(**changes):
+    """``train`` on a tiny problem, with some arguments replaced."""
+    model, x = tiny_model(), prototypes(10)
+    args = dict(
+        model=model,
+        x=x,
+        estimator="reinforce",
+        epochs=1,
+        batch_size=5,
+        generator=seeded(0),
+        progress=False,
+    )
+    args.update(changes)
+    return train(**args)
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        (dict(model=torch.nn.Linear(6, 6)), TypeError, "model must be a gumbel_lib.vae.Categ"),
+        (dict(model=None), TypeError, "model must be a gumbel_lib.vae.CategoricalVAE"),
+        (
+            dict(model=tiny_model().half(), x=prototypes(10, dtype=torch.float16)),
+            TypeError,
+            "model must have float32 or float64 parameters",
+        ),
+        (
+            dict(x=prototypes(10, dtype=torch.float32)),
+            TypeError,
+            "x has dtype torch.float32 but the model's parameters have dtype torch.float64",
+        ),
+        (dict(x=prototypes(10).bool()), TypeError, "x must have a floating-point dtype"),
+        (dict(x=prototypes(10).long()), TypeError, "x must have a floating-point dtype"),
+        (dict(x=prototypes(10) * 0.5), ValueError, "x must be binary"),
+        (dict(baseline_decay=1.0), ValueError, r"baseline_decay must be in \[0, 1\)"),
+        (dict(baseline_decay=-0.1), ValueError, r"baseline_decay must be in \[0, 1\)"),
+        (dict(baseline_decay=math.nan), ValueError, r"baseline_decay must be in \[0, 1\)"),
+        (dict(baseline_decay="0.9"), TypeError, "baseline_decay must be a real number"),
+        (dict(baseline_decay=None), TypeError, "baseline_decay must be a real number"),
+        (dict(baseline_decay=True), TypeError, "baseline_decay must be a real number"),
+        (dict(device="gpu"), ValueError, "device='gpu' is not a torch device name"),
+        (dict(device="meta"), ValueError, "device='meta' holds no data"),
+        (dict(device=3), TypeError, "device must be a torch.device, a device name or None"),
+        (dict(lr="fast"), TypeError, "lr must be a real number"),
+        (dict(n_samples=0), ValueError, "n_samples must be >= 1"),
+        (dict(progress="yes"), TypeError, "progress must be a bool or None"),
+        (dict(on_epoch=3), TypeError, "on_epoch must be callable or None"),
+    ],
+)
+def test_train_bad_inputs_name_the_argument(changes, error, message):
+    with pytest.raises(error, match=message):
+        train_call(**changes)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_train_refuses_an_unavailable_device_and_leaves_the_model_alone():
+    model = tiny_model()
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match="device='cuda' is not available here"):
+        train_call(model=model, device="cuda")
+    with pytest.raises(ValueError, match="device='meta' holds no data"):
+        train_call(model=model, device="meta")
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_train_refuses_a_generator_on_another_device():
+    with pytest.raises(ValueError, match="generator lives on cpu but training runs on cuda"):
+        train_call(device="cuda")
 
 
 def test_progress_bar_shows_unless_disabled(capsys, monkeypatch):
@@ -342,3 +556,21 @@ def test_progress_bar_shows_unless_disabled(capsys, monkeypatch):
     monkeypatch.setenv("TQDM_DISABLE", "1")
     assert run(None) == ""
     assert "2/2" in run(True)
+
+
+def test_long_run_script_smoke(tmp_path):
+    """``benchmarks/vae_long.py`` at 2 epochs and 2 seeds (two estimators, for time) writes
+    the file the chapter reads; the chapter asserts that its configuration is the chapter's."""
+    chosen = ["straight-through", "reinforce"]
+    path = vae_long.main(["--smoke", "--out", str(tmp_path), "--estimators", *chosen])
+    report = json.loads(path.read_text())
+    assert report["complete"] and report["kind"] == "vae-long" and report["epochs"] == 2
+    assert report["machine"]["description"] and report["config"] == vae_long.CONFIG
+    assert report["gumbel_lib_sha256"] == vae_long.library_fingerprint()
+    runs = report["runs"]
+    assert [run["estimator"] for run in runs] == [n for n in chosen for _ in range(2)]
+    for run in runs:
+        assert len(run["epoch_loss"]) == 2 and run["checkpoints"][-1]["epoch"] == 2
+        last = run["checkpoints"][-1]
+        assert all(math.isfinite(v) for v in last.values())
+        assert 0 <= last["kl"] <= 8 * math.log(8)
