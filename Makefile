@@ -108,6 +108,10 @@ bench-vocab: $(STAMP)
 	$(BIN)/python -m benchmarks.vocab_precision
 	$(BIN)/python -m benchmarks.vocab_tail
 
+## The categorical VAE trained ten times longer than in its chapter (tens of minutes).
+bench-vae: $(STAMP)
+	$(CHAPTER_ENV) nice -n 10 $(BIN)/python -m benchmarks.vae_long
+
 bench-smoke: $(STAMP)
 	$(BIN)/python -m benchmarks.run --smoke --out _build/bench-smoke
 	$(BIN)/python -m benchmarks.numerics --smoke --out _build/bench-smoke
@@ -115,6 +119,7 @@ bench-smoke: $(STAMP)
 	$(BIN)/python -m benchmarks.tricks --smoke --out _build/bench-smoke
 	$(BIN)/python -m benchmarks.vocab_precision --smoke --out _build/bench-smoke
 	$(BIN)/python -m benchmarks.vocab_tail --smoke --out _build/bench-smoke
+	$(BIN)/python -m benchmarks.vae_long --smoke --out _build/bench-smoke --estimators gumbel-softmax
 
 clean:
 	rm -rf _build
