@@ -48,9 +48,11 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests gumbel_lib --doctest-modules -q -p no:cacheprovider
 
 ## Each book/<slug>.md must be what jupytext writes from book/<slug>.ipynb, and every
-## code cell of every notebook must have been executed, in order, without error.
+## code cell of every notebook must have been executed, in order, without error. Every
+## chapter's first code cell is the launch cell (tests/launch_cell.py).
 pairs: $(STAMP)
 	$(BIN)/python tests/check_pairs.py book
+	$(BIN)/python tests/launch_cell.py --check book
 
 ## No hand-typed result in the prose: every decimal number is glued from the cell that
 ## computed it, or on the chapter's short allow-list (tests/check_prose_numbers.py).
@@ -66,10 +68,13 @@ prose: $(STAMP)
 glued: $(STAMP)
 	$(BIN)/python tests/check_prose_numbers.py book --html _build/html
 
-## nbval in strict mode: re-run every chapter and compare each text output.
+## nbval in strict mode: re-run every chapter and compare each text output. Introduction is
+## the exception: `make unit` runs it, under nbval, in a fresh environment without the
+## repository on its path (tests/test_launch.py), which is its one execution here.
 nbval: $(STAMP)
 	$(CHAPTER_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
-		--nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg book/*.ipynb
+		--nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg \
+		$(filter-out book/intro.ipynb,$(wildcard book/*.ipynb))
 
 ## Every page of _build/html in headless Chromium (the system package, /usr/bin/chromium),
 ## served on 127.0.0.1: fails on console errors, failed or outside requests, images not

@@ -2,22 +2,26 @@
 
 The launch cell (``tests/launch_cell.py``) is the first code cell of every chapter. Here:
 
-* ``test_chapter_runs_in_a_fresh_environment`` (marked ``launch``; about 30 s on 2 cores):
+* ``test_chapter_runs_in_a_fresh_environment`` (marked ``launch``; about a minute on 2 cores):
   a fresh virtual environment sees the pinned packages through a ``.pth`` file that names this
   environment's site-packages as a plain path, so the editable install's finder there is not
   loaded and ``import gumbel_lib`` fails (checked first: the negative control). The working
   tree (tracked files and untracked ones that git does not ignore: what a clone of the
   published repository holds once they are committed) is copied to a temporary folder and
   committed there, to a git repository of its own. *Introduction*, which reads
-  ``../Makefile``, runs in a kernel of the fresh environment started in an empty folder, with
-  the launch cell first and ``GUMBEL_BOOK_SOURCE`` naming that repository (``file://``, so
-  ``--depth`` applies). The cell must clone it (shallow) into that folder, install the library
-  with pip from the clone (no index: everything else is found installed; no build isolation,
-  which would need setuptools from an index), and change into the clone's ``book/``, where
+  ``../Makefile``, is checked by nbval in strict mode, run by the fresh environment's Python
+  in an empty folder, under the chapters' settings (``CHAPTER_ENV`` of the Makefile), with
+  ``GUMBEL_BOOK_SOURCE`` naming that repository (``file://``, so ``--depth`` applies): its
+  launch cell must clone the repository (shallow) into that folder, install the library with
+  pip from the clone (no index: everything else is found installed; no build isolation, which
+  would need setuptools from an index), silently, and change into the clone's ``book/``, where
   the chapter's ``../Makefile`` and ``../requirements.txt`` resolve (from the folder the kernel
-  started in they do not: checked). Then ``gumbel_lib`` must import from the fresh
-  environment, torch from the pinned one, and the fresh site-packages must hold nothing but
-  the library: pip found everything else installed.
+  started in they do not: checked); and every text output must equal the stored one. This is
+  the chapter's one execution in ``make test``: ``make nbval`` leaves *Introduction* out. A
+  probe cell added last (no stored output, so nbval runs it without comparing) writes where
+  ``gumbel_lib`` was found: it must import from the fresh environment, torch from the pinned
+  one, and the fresh site-packages must hold nothing but the library: pip found everything
+  else installed.
 * ``test_launch_cell_is_silent_where_the_library_imports``: in this environment the cell
   produces no output and leaves the working directory alone (nbval and the stored outputs
   are unchanged), with the source pointed at a repository that does not exist, so that a
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -82,11 +87,29 @@ GIT = ["git", "-c", "safe.directory=*", "-c", "init.defaultBranch=main"]
 PROBE = """\
 import importlib.metadata, json, os, sys
 import gumbel_lib, torch
-print(json.dumps({"gumbel_lib": gumbel_lib.__file__, "torch": torch.__file__,
-                  "dist": str(importlib.metadata.distribution("gumbel_lib").locate_file("")),
-                  "prefix": sys.prefix, "cwd": os.getcwd(),
-                  "requirements": os.path.isfile("../requirements.txt")
-                  and open("../requirements.txt").read()}))"""
+found = {"gumbel_lib": gumbel_lib.__file__, "torch": torch.__file__,
+         "dist": str(importlib.metadata.distribution("gumbel_lib").locate_file("")),
+         "prefix": sys.prefix, "cwd": os.getcwd(),
+         "requirements": os.path.isfile("../requirements.txt")
+         and open("../requirements.txt").read()}
+if "LAUNCH_PROBE" in os.environ:
+    with open(os.environ["LAUNCH_PROBE"], "w") as probe:
+        json.dump(found, probe)
+else:
+    print(json.dumps(found))"""
+NBVAL = ["--nbval", "--nbval-current-env", "--nbval-cell-timeout=600"]
+SANITIZE = ["--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg")]
+
+
+def chapter_settings() -> dict[str, str]:
+    """The variables the Makefile's ``CHAPTER_ENV`` sets, read from the Makefile."""
+    makefile = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    settings: dict[str, str] = {}
+    for name in ("PORTABLE_NUMERICS", "CHAPTER_ENV"):
+        line = re.search(rf"^{name} := (.*)$", makefile, re.M)
+        assert line is not None, name
+        settings |= dict(word.split("=", 1) for word in line.group(1).split() if "=" in word)
+    return settings
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -112,17 +135,6 @@ def run_notebook(notebook, python: Path, workdir: Path, env: dict[str, str], tim
         notebook, km=manager, timeout=timeout, resources={"metadata": {"path": str(workdir)}}
     )
     client.execute(env=env)
-    return notebook
-
-
-def with_launch_cell(notebook):
-    """``notebook`` with the launch cell before its first code cell (once) and a probe last."""
-    codes = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    if codes[0].source != LAUNCH_CELL:
-        notebook.cells.insert(
-            notebook.cells.index(codes[0]), nbformat.v4.new_code_cell(LAUNCH_CELL)
-        )
-    notebook.cells.append(nbformat.v4.new_code_cell(PROBE))
     return notebook
 
 
@@ -180,7 +192,7 @@ def test_chapter_runs_in_a_fresh_environment(tmp_path: Path) -> None:
     env = clean_env()
     # The negative control: the pinned packages import, gumbel_lib does not.
     ok = subprocess.run(
-        [python, "-c", "import torch, myst_nb, ipykernel, scipy, setuptools"],
+        [python, "-c", "import torch, myst_nb, ipykernel, scipy, setuptools, nbval"],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -201,11 +213,27 @@ def test_chapter_runs_in_a_fresh_environment(tmp_path: Path) -> None:
     assert (
         not (workdir / "../Makefile").exists() and not (workdir / "../requirements.txt").exists()
     )
-    notebook = with_launch_cell(nbformat.read(CHAPTER, as_version=4))
-    kernel_env = clean_env(**NO_ISOLATION, **{SOURCE_VARIABLE: repository.as_uri()})
-    run_notebook(notebook, python, workdir, kernel_env, 300)
+    notebook = nbformat.read(CHAPTER, as_version=4)
+    first = next(cell for cell in notebook.cells if cell.cell_type == "code")
+    assert first.source == LAUNCH_CELL and first.outputs == []  # silent where it imports
+    notebook.cells.append(nbformat.v4.new_code_cell(PROBE))
+    nbformat.write(notebook, workdir / CHAPTER.name)
+    probe = tmp_path / "probe.json"
+    kernel_env = clean_env(
+        **NO_ISOLATION,
+        **chapter_settings(),
+        **{SOURCE_VARIABLE: repository.as_uri(), "LAUNCH_PROBE": str(probe)},
+    )
+    checked = subprocess.run(
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *NBVAL, *SANITIZE, CHAPTER.name],
+        env=kernel_env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout[-4000:] + checked.stderr[-2000:]
 
-    found = probe_result(notebook)
+    found = json.loads(probe.read_text())
     clone = workdir / CLONE
     assert Path(found["cwd"]) == clone / "book", found["cwd"]
     assert found["requirements"] == (ROOT / "requirements.txt").read_text(), found["requirements"]
@@ -221,6 +249,20 @@ def test_chapter_runs_in_a_fresh_environment(tmp_path: Path) -> None:
     # This environment is untouched: its gumbel_lib record is where it was, unchanged.
     if pinned_record is not None:
         assert pinned_record.is_file() and pinned_record.stat().st_mtime_ns == before
+
+
+def test_the_chapter_settings_are_the_makefiles() -> None:
+    settings = chapter_settings()
+    assert settings["GUMBEL_DEVICE"] == "cpu" and settings["ATEN_CPU_CAPABILITY"] == "avx2"
+    assert "$(PORTABLE_NUMERICS)" not in settings and len(settings) >= 8
+
+
+def test_make_nbval_leaves_the_launched_chapter_out() -> None:
+    """The launch test is the chapter's one execution; ``make nbval`` runs every other one."""
+    recipe = re.search(r"^nbval:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M)
+    assert recipe is not None
+    commands = recipe.group(1)
+    assert f"$(filter-out book/{CHAPTER.name}," in commands and "book/*.ipynb" in commands
 
 
 @pytest.mark.parametrize("earlier_clone", [False, True], ids=["no-clone", "clone-from-before"])
