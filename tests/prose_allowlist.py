@@ -11,7 +11,6 @@ from __future__ import annotations
 NOT_A_RESULT = "not a result: "
 ALLOWED: dict[str, dict[str, str]] = {
     "numerics-performance": {
-        "1.5": "the floor target the issue set, in the headline cell's table of targets",
         "10^{-3}": "the temperature EDGE_TAU of the edge cases",
     },
     "intro": {
