@@ -5,9 +5,11 @@ tables rather than JSON plumbing. Each ``*_table`` function returns a :class:`Ta
 and rows of strings, which a notebook displays as an HTML table and prints as fixed-width
 text (what nbval compares). Nothing here times anything; the files come from
 ``benchmarks/run.py`` (speed and memory), ``numerics.py``, ``tokens.py`` and ``tricks.py``,
-whose docstrings give their schemas. Every ratio is a median of per-round ratios: the scripts
-store those of each rival against ours, and the per-round times from which :func:`paired`
-forms the others (validation on against off, a component against the reference).
+whose docstrings give their schemas. Every ratio is a median of per-round ratios, shown with
+their interquartile range (a :class:`Spread`): the scripts store those of each rival against
+ours, and the per-round times from which :func:`paired` forms the others (validation on
+against off, a component against the reference). A direction (faster, slower, a cost) is
+counted only where the whole interquartile range lies on one side of the level.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from __future__ import annotations
 import html
 import json
 import math
-import statistics
-from collections.abc import Callable
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,7 @@ BACKWARD = " + backward"
 TOPK = "top-{k} without replacement"
 REFERENCE = (run.FLOOR, "uniform + softmax")  # the file's "floor": a reference, not a floor
 DRAW = (run.COMPONENTS, "uniform draw, float64 (rand)")  # every sampler of ours makes it
+UNDECIDED = "*"  # marks a figure whose interquartile range contains the level (1, or 0%)
 # our call as the tables name it, per group of the speed file ({k} is the file's k)
 CALLS = {
     SOFT: "gumbel_softmax",
@@ -53,16 +56,79 @@ COMPARISONS = [
 ]
 
 
+@dataclass(frozen=True)
+class Spread:
+    """The median and the quartiles ``q1 <= median <= q3`` of per-round values."""
+
+    median: float
+    q1: float
+    q3: float
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> Spread:
+        """The quartiles as ``benchmarks/run.py`` stores them (``statistics.quantiles``,
+        inclusive method)."""
+        q = run.quartiles(list(values))
+        return cls(q["median"], q["q1"], q["q3"])
+
+    def side(self, level: float = 1.0) -> int:
+        """1 when the whole interquartile range lies above ``level``, -1 when below, 0 when
+        it contains ``level``: then the run does not decide the direction."""
+        return 1 if self.q1 > level else -1 if self.q3 < level else 0
+
+    def inverse(self) -> Spread:
+        """The spread of ``1 / value`` (the quartiles swap)."""
+        return Spread(1 / self.median, 1 / self.q3, 1 / self.q1)
+
+    @classmethod
+    def stored(cls, q: dict) -> Spread:
+        """From a results file's ``{"median": ..., "q1": ..., "q3": ...}``."""
+        return cls(float(q["median"]), float(q["q1"]), float(q["q3"]))
+
+    def minus(self, x: float) -> Spread:
+        return Spread(self.median - x, self.q1 - x, self.q3 - x)
+
+    def times(self, c: float) -> Spread:
+        return Spread(self.median * c, self.q1 * c, self.q3 * c)
+
+    def inline(self, fmt: str = "{:.2f}") -> str:
+        """``median [q1, q3]`` on one line, each formatted with ``fmt``, for prose."""
+        return f"{fmt.format(self.median)} [{fmt.format(self.q1)}, {fmt.format(self.q3)}]"
+
+    def text(self, level: float | None = 1.0, percent: bool = False) -> str:
+        """``median`` and, on a second line, ``[q1, q3]`` (percentages without their % sign,
+        to keep the column narrow); the median is marked with :data:`UNDECIDED` when the
+        range contains ``level`` (no mark for ``None``)."""
+        fig = _percent if percent else _figure
+        mark = UNDECIDED if level is not None and self.side(level) == 0 else ""
+        low, high = (fig(q).rstrip("%") for q in (self.q1, self.q3))
+        return f"{fig(self.median)}{mark}\n[{low}, {high}]"
+
+
+def _figure(x: float) -> str:
+    """Two decimals below 10, one below 100, none from 100 on."""
+    return f"{x:.2f}" if abs(x) < 10 else f"{x:.1f}" if abs(x) < 100 else f"{x:,.0f}"
+
+
+def _percent(x: float) -> str:
+    """A signed whole percentage; 0% unsigned (``+.0%`` would print ``-0%``)."""
+    text = f"{x:+.0%}"
+    return "0%" if text in ("+0%", "-0%") else text
+
+
 @dataclass
 class Table:
-    """A header, rows of strings and a caption: HTML in a notebook, fixed-width text in print."""
+    """A header, rows of strings and a caption: HTML in a notebook, fixed-width text in print.
+
+    A line break in a cell (``"\\n"``) is a line break in HTML, the lines after the first in
+    smaller type, and a space in text."""
 
     header: list[str]
     rows: list[list[str]]
     caption: str = ""
 
     def __repr__(self) -> str:
-        table = [self.header, *self.rows]
+        table = [[c.replace("\n", " ") for c in row] for row in [self.header, *self.rows]]
         widths = [max(len(row[i]) for row in table) for i in range(len(self.header))]
         lines = [self.caption] if self.caption else []
         for row in table:
@@ -73,14 +139,20 @@ class Table:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
+        def lines(cell: str, label: bool) -> str:
+            # a label may also break before a bracket: gumbel_softmax / (hard) + bwd
+            escaped = [html.escape(line) for line in cell.split("\n")]
+            first, *rest = [e.replace("(", "<wbr>(") for e in escaped] if label else escaped
+            return first + "".join(f"<br><small>{line}</small>" for line in rest)
+
         def cells(row: list[str], tag: str) -> str:
             # the first column is a label and may wrap; figures do not (headers may)
             styles = ["text-align:left"] + [
                 "text-align:right" + ("" if tag == "th" else ";white-space:nowrap")
             ] * (len(row) - 1)
             return "".join(
-                f'<{tag} style="{style};padding:0.1em 0.5em">{html.escape(c)}</{tag}>'
-                for c, style in zip(row, styles, strict=True)
+                f'<{tag} style="{style};padding:0.1em 0.3em">{lines(c, i == 0)}</{tag}>'
+                for i, (c, style) in enumerate(zip(row, styles, strict=True))
             )
 
         caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
@@ -98,6 +170,16 @@ def load(name: str, folder: Path = RESULTS) -> dict | None:
 def gpu_files(folder: Path = RESULTS) -> list[str]:
     """The names of the GPU results files in ``folder`` (``*-cuda*.json``)."""
     return sorted(p.name for p in folder.glob("*-cuda*.json"))
+
+
+def machine(results: dict) -> str:
+    """The machine a results file was measured on, without the process's default thread
+    count (the tables give the threads they used)."""
+    return re.sub(r", \d+ threads?$", "", results["machine"]["description"])
+
+
+def threads_label(n: int | str) -> str:
+    return f"{n} thread" + ("" if int(n) == 1 else "s")
 
 
 def shape_label(shape: list[int] | tuple[int, ...]) -> str:
@@ -131,19 +213,11 @@ def comparisons(speed: dict) -> list[tuple[str, str, str]]:
     return [(_k(g, speed), _k(r, speed), _k(label, speed)) for g, r, label in COMPARISONS]
 
 
-def ratio(
+def ratio_spread(
     speed: dict, shape: tuple[int, ...], n: str, group: str, rival: str, mode: str = "on"
-) -> float:
-    """Median of the per-round ratios ``rival / ours`` as the file stores it."""
-    by_mode = entry(speed, shape)["by_threads"][n]["ratios"][group][rival]
-    return float(by_mode[mode]["median"])
-
-
-def median_ms(
-    speed: dict, shape: tuple[int, ...], n: str, group: str, name: str = run.OURS
-) -> float:
-    """The median time per call of ``name`` (by default ours) in ``group``, in milliseconds."""
-    return float(entry(speed, shape)["by_threads"][n]["timings"][group][name]["median_ms"])
+) -> Spread:
+    """The per-round ratios ``rival / ours`` as the file stores them (median, quartiles)."""
+    return Spread.stored(entry(speed, shape)["by_threads"][n]["ratios"][group][rival][mode])
 
 
 def times_ms(speed: dict, shape: tuple[int, ...], n: str, group: str, name: str) -> list[float]:
@@ -151,59 +225,63 @@ def times_ms(speed: dict, shape: tuple[int, ...], n: str, group: str, name: str)
     return entry(speed, shape)["by_threads"][n]["timings"][group][name]["times_ms"]
 
 
+def time_spread(
+    speed: dict, shape: tuple[int, ...], n: str, group: str, name: str = run.OURS
+) -> Spread:
+    """The time per call of ``name`` (by default ours) in ``group`` over the rounds, in ms."""
+    return Spread.of(times_ms(speed, shape, n, group, name))
+
+
 def paired(
     speed: dict, shape: tuple[int, ...], n: str, a: tuple[str, str], b: tuple[str, str]
-) -> float:
-    """Median over the rounds of ``time(a) / time(b)``; ``a`` and ``b`` are (group, name)."""
+) -> Spread:
+    """The per-round ratios ``time(a) / time(b)``; ``a`` and ``b`` are (group, name)."""
     top, bottom = times_ms(speed, shape, n, *a), times_ms(speed, shape, n, *b)
-    return statistics.median(x / y for x, y in zip(top, bottom, strict=True))
+    return Spread.of(x / y for x, y in zip(top, bottom, strict=True))
 
 
-def validation_cost(speed: dict, shape: tuple[int, ...], n: str, group: str) -> float:
-    """Median over the rounds of ``time with validation / time without``, ours only."""
-    return paired(speed, shape, n, (group, run.OURS), (group, run.OURS_OFF))
+def validation_extra(speed: dict, shape: tuple[int, ...], n: str, group: str) -> Spread:
+    """The per-round ``time with validation / time without``, minus one: the extra time."""
+    return paired(speed, shape, n, (group, run.OURS), (group, run.OURS_OFF)).minus(1)
 
 
-def validation_extra(speed: dict, shape: tuple[int, ...], n: str, group: str) -> float:
-    """:func:`validation_cost` minus one: the extra time as a fraction."""
-    return validation_cost(speed, shape, n, group) - 1
-
-
-def validation_extra_us(speed: dict, shape: tuple[int, ...], n: str, group: str) -> float:
-    """Median over the rounds of ``time with validation - time without``, in microseconds."""
+def validation_extra_us(speed: dict, shape: tuple[int, ...], n: str, group: str) -> Spread:
+    """The per-round ``time with validation - time without``, in microseconds."""
     on = times_ms(speed, shape, n, group, run.OURS)
     off = times_ms(speed, shape, n, group, run.OURS_OFF)
-    return 1e3 * statistics.median(a - b for a, b in zip(on, off, strict=True))
+    return Spread.of(1e3 * (a - b) for a, b in zip(on, off, strict=True))
 
 
-def slower(speed: dict, mode: str = "on") -> list[tuple[str, str, str, str, float]]:
-    """Every comparison in which PyTorch's call was the faster (ratio below 1), as
-    ``(shape, threads, ours, theirs, ratio)``, in the order of :func:`speed_table`."""
+def comparison_cells(speed: dict, mode: str = "on") -> list[tuple[str, str, str, str, Spread]]:
+    """Every comparison as ``(shape, threads, ours, theirs, spread)``, in table order."""
     return [
-        (shape_label(s), n, call_name(speed, group), label, r)
+        (
+            shape_label(s),
+            n,
+            call_name(speed, group),
+            label,
+            ratio_spread(speed, s, n, group, rival, mode),
+        )
         for group, rival, label in comparisons(speed)
         for s in shapes(speed)
         for n in threads(speed)
-        if (r := ratio(speed, s, n, group, rival, mode)) < 1
     ]
 
 
-def component_ms(speed: dict, shape: tuple[int, ...], n: str = "1") -> dict[str, float]:
-    """Median milliseconds of each component (a draw, a pass, a reduction) at ``shape``."""
-    parts = entry(speed, shape)["by_threads"][n]["timings"][run.COMPONENTS]
-    return {name: t["median_ms"] for name, t in parts.items()}
+def decided(speed: dict, side: int, mode: str = "on") -> list[tuple[str, str, str, str, Spread]]:
+    """The comparisons whose interquartile range lies wholly above 1 (``side = 1``: ours
+    faster), wholly below (``-1``: PyTorch's faster), or contains 1 (``0``: undecided)."""
+    return [cell for cell in comparison_cells(speed, mode) if cell[-1].side() == side]
 
 
-def _ms(value: float) -> str:
-    """Milliseconds with three significant digits, and whole numbers from 100 on."""
-    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
-
-
-def _per_shape(
-    speed: dict, n: str, value: Callable[..., float], *args: object, fmt: str = "{:.2f}"
-) -> list[str]:
-    """One cell per shape: ``value(speed, shape, n, *args)``, formatted."""
-    return [fmt.format(value(speed, s, n, *args)) for s in shapes(speed)]
+def validation_cells(speed: dict) -> list[tuple[str, tuple[int, ...], str, Spread]]:
+    """Every call, shape and thread count with validation's extra time, in table order."""
+    return [
+        (call_name(speed, g), s, n, validation_extra(speed, s, n, g))
+        for g in groups(speed)
+        for n in threads(speed)
+        for s in shapes(speed)
+    ]
 
 
 def groups(speed: dict) -> list[str]:
@@ -216,58 +294,79 @@ def sampler_groups(speed: dict) -> list[str]:
     return [g for g in groups(speed) if g != "Concrete log-density"]
 
 
-def below_reference(speed: dict) -> list[tuple[str, str, str, float]]:
-    """Every sampler call faster than the reference, as ``(shape, threads, call, ratio)``
-    with ``ratio`` = ours / reference below 1, in the order of :func:`reference_table`."""
+def below_reference(speed: dict) -> list[tuple[str, str, str, Spread]]:
+    """Every sampler call whose time / the reference's lies wholly below 1 (interquartile
+    range), as ``(shape, threads, call, spread)``, in the order of :func:`reference_table`."""
     return [
         (shape_label(s), n, call_name(speed, g), r)
         for g in sampler_groups(speed)
         for n in threads(speed)
         for s in shapes(speed)
-        if (r := paired(speed, s, n, (g, run.OURS), REFERENCE)) < 1
+        if (r := paired(speed, s, n, (g, run.OURS), REFERENCE)).side() == -1
     ]
+
+
+def component_ms(speed: dict, shape: tuple[int, ...], n: str = "1") -> dict[str, Spread]:
+    """Time per call of each component (a draw, a pass, a reduction) at ``shape``, in ms."""
+    parts = entry(speed, shape)["by_threads"][n]["timings"][run.COMPONENTS]
+    return {name: Spread.of(t["times_ms"]) for name, t in parts.items()}
+
+
+def _ms(value: float) -> str:
+    """Milliseconds with three significant digits, and whole numbers from 100 on."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+SPREAD_NOTE = "median [q1, q3] of the per-round ratios"
+UNDECIDED_NOTE = f"{UNDECIDED}: the range contains {{}}, the direction is not decided"
 
 
 def speed_table(speed: dict, n: str, mode: str = "on") -> Table:
     """Rows: our call against PyTorch's; columns: shapes; cells: theirs / ours at ``n``
-    threads."""
-    head = ["gumbel_lib", "PyTorch"] + [shape_label(s) for s in shapes(speed)]
+    threads, median and interquartile range of the per-round ratios."""
+    head = ["ours vs PyTorch"] + [shape_label(s) for s in shapes(speed)]
     rows = [
-        [call_name(speed, group), label] + _per_shape(speed, n, ratio, group, rival, mode)
+        [f"{call_name(speed, group)}\nvs {label}"]
+        + [ratio_spread(speed, s, n, group, rival, mode).text() for s in shapes(speed)]
         for group, rival, label in comparisons(speed)
     ]
     caption = (
-        f"{speed['machine']['description']}. PyTorch's time / ours at {n} thread(s), median "
-        f"of {speed['settings']['rounds']} paired rounds, validation {mode}; above 1 "
-        "gumbel_lib is faster. + bwd: with the backward pass. ROHC: RelaxedOneHotCategorical."
+        f"{machine(speed)}, {threads_label(n)}. PyTorch's time / ours (above 1 ours is "
+        f"faster), {SPREAD_NOTE} over {speed['settings']['rounds']} rounds; "
+        f"{UNDECIDED_NOTE.format(1)}. Validation {mode}. + bwd: with the backward pass. "
+        "ROHC: RelaxedOneHotCategorical."
     )
     return Table(head, rows, caption)
 
 
-def reference_table(speed: dict) -> Table:
+def reference_table(speed: dict, n: str) -> Table:
     """Our samplers' time / the reference's (a uniform draw and a softmax), and last the
-    float64 uniform draw that each of them makes, per shape and thread count."""
-    head = ["call", "threads"] + [shape_label(s) for s in shapes(speed)]
+    float64 uniform draw that each of them makes, per shape, at ``n`` threads."""
     calls = [(call_name(speed, g), (g, run.OURS)) for g in sampler_groups(speed)]
     calls.append(("float64 uniform draw alone", DRAW))
     rows = [
-        [name if n == threads(speed)[0] else "", n] + _per_shape(speed, n, paired, a, REFERENCE)
+        [name] + [paired(speed, s, n, a, REFERENCE).text() for s in shapes(speed)]
         for name, a in calls
-        for n in threads(speed)
     ]
-    return Table(head, rows, "Time / the reference's (uniform + softmax), validation on")
+    caption = (
+        f"Time / the reference's (uniform + softmax) at {threads_label(n)}, validation on: "
+        f"{SPREAD_NOTE}; {UNDECIDED_NOTE.format(1)}"
+    )
+    return Table(["call"] + [shape_label(s) for s in shapes(speed)], rows, caption)
 
 
-def validation_table(speed: dict) -> Table:
-    """Per call, thread count and shape: time with validation / time without, minus one."""
-    head = ["call", "threads"] + [shape_label(s) for s in shapes(speed)]
+def validation_table(speed: dict, n: str) -> Table:
+    """Per call and shape: time with validation / time without, minus one, at ``n`` threads."""
     rows = [
-        [call_name(speed, g) if n == threads(speed)[0] else "", n]
-        + _per_shape(speed, n, validation_extra, g, fmt="{:+.0%}")
+        [call_name(speed, g)]
+        + [validation_extra(speed, s, n, g).text(0.0, percent=True) for s in shapes(speed)]
         for g in groups(speed)
-        for n in threads(speed)
     ]
-    return Table(head, rows, "Extra time that validation costs our call")
+    caption = (
+        f"Extra time that validation costs our call at {threads_label(n)}, in %: "
+        f"{SPREAD_NOTE} on / off, minus one; {UNDECIDED_NOTE.format(0)}"
+    )
+    return Table(["call"] + [shape_label(s) for s in shapes(speed)], rows, caption)
 
 
 def component_table(speed: dict, n: str = "1") -> Table:
@@ -275,10 +374,13 @@ def component_table(speed: dict, n: str = "1") -> Table:
     head = ["component, ns per entry"] + [shape_label(s) for s in shapes(speed)]
     parts = {s: component_ms(speed, s, n) for s in shapes(speed)}
     rows = [
-        [name] + [f"{1e6 * parts[s][name] / math.prod(s):.2f}" for s in shapes(speed)]
+        [name] + [parts[s][name].times(1e6 / math.prod(s)).text(None) for s in shapes(speed)]
         for name in parts[shapes(speed)[0]]
     ]
-    return Table(head, rows, f"Median time per entry, {n} thread(s), float32 logits")
+    caption = (
+        f"Time per entry, median [q1, q3] over the rounds, {threads_label(n)}, float32 logits"
+    )
+    return Table(head, rows, caption)
 
 
 def memory_table(speed: dict) -> Table:
@@ -351,13 +453,14 @@ def tokens_table(report: dict, n: int) -> Table:
     """Per batch and vocabulary at ``n`` threads: our ms and each rival's time / ours."""
     rows = [
         [f"{r['batch']} x {r['vocab']:,}", _ms(r["timings"][tokens.OURS]["median_ms"])]
-        + [f"{r['ratios'][rival]['median']:.2f}" for rival in tokens.RIVALS]
+        + [Spread.stored(r["ratios"][rival]).text() for rival in tokens.RIVALS]
         for r in report["rows"]
         if r["threads"] == n
     ]
     caption = (
-        f"{report['machine']['description']}. sample_tokens in ms, and each rival's time / "
-        f"ours at {n} thread(s), median of {report['settings']['rounds']} paired rounds"
+        f"{machine(report)}, {threads_label(n)}. sample_tokens in ms (median), and each "
+        f"rival's time / ours, {SPREAD_NOTE} over {report['settings']['rounds']} rounds; "
+        f"{UNDECIDED_NOTE.format(1)}"
     )
     return Table(["batch x vocabulary", "ours, ms", *tokens.RIVALS], rows, caption)
 
@@ -388,7 +491,9 @@ def tricks_table(report: dict) -> Table:
         for key in keys
     ]
     caption = (
-        f"{report['machine']['description']}. Time without the device / with it, lowest and "
-        f"highest over the calls it touches, median of {report['settings']['rounds']} rounds"
+        f"{machine(report)}, {threads_label(report['settings']['threads'])}. Time without the "
+        "device / with it, the median over "
+        f"{report['settings']['rounds']} rounds (the file stores no spread): lowest and "
+        "highest over the calls it touches"
     )
     return Table(["shape", *tricks.DEVICES], rows, caption)

@@ -9,8 +9,9 @@ bits, ``k = 0, ..., 2**53 - 1``), raises ``u = 0`` to ``tiny`` (the smallest nor
 so that ``-log(-log u)`` stays finite) and computes ``-log(-log u)`` in float64. The noise
 reaches ``noise_bounds()``, about ``(-6.56, 36.74)``: a Gumbel variate exceeds the top with
 probability ``2**-53``, and each value the sampler makes has probability ``2**-53``. Noise
-made from float32 uniforms (``k 2**-24``) stops at 16.64: a category 20 nats below the best
-one can then never win, which biases Gumbel-max sampling over large vocabularies
+made from float32 uniforms (``k 2**-24``) lies in ``[-4.47, 16.64]``: a category more than
+``16.64 + 4.47 = 21.11`` nats below the best one can then never win, and one 14 to 21 nats
+below wins too rarely, which biases Gumbel-max sampling over large vocabularies
 (:doc:`Gumbel-max at vocabulary scale </book/vocabulary-scale>`). Outputs in float32 or
 half precision are the float64 noise rounded once. :func:`gumbel_from_uniform` is the
 injectable form of the same map, and ``keyed_minus_gumbel`` applies it to counter-based
