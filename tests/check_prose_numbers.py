@@ -13,9 +13,10 @@ one is on the chapter's allow-list below.
 What counts as prose. Everything outside code: code cells (```` ```{code-cell} ````), other
 fenced code blocks (```` ```python ````, ```` ```bash ````), inline code and the
 YAML front matter are skipped; directive bodies (theorems, proofs, dropdowns, admonitions)
-and the text of roles other than code are scanned. Math is scanned too: a stale result hides
-as easily in ``$\\approx 0.0368$`` as in words, and a formula's constants are integers or
-fractions (``2``, ``1/2``, ``K - 1``), which are not flagged.
+and the text of roles other than code are scanned. Math is scanned too, between dollar signs
+and in ``{math}`` directives: a stale result hides as easily in ``$\\approx 0.0368$`` as in
+words, and a formula's constants are integers or fractions (``2``, ``1/2``, ``K - 1``), which
+are not flagged.
 
 What counts as a hand-typed number: a decimal (``0.5``, ``1.5e-3``), a percentage
 (``30%``, ``30\\%``), or a power of ten (``10^{-6}``, ``1e-6``). Integers are not flagged:
@@ -64,7 +65,7 @@ def glue_names(line: str) -> list[str]:
 
 
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,}|:{3,})\s*(\{[^}]+\})?\s*(\S*)")
-CODE_DIRECTIVES = {"{code-cell}", "{code-block}", "{code}", "{math}", "{eval-rst}"}
+CODE_DIRECTIVES = {"{code-cell}", "{code-block}", "{code}", "{eval-rst}"}
 
 
 def prose_lines(text: str) -> list[tuple[int, str]]:
