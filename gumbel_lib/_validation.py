@@ -236,6 +236,16 @@ def check_generator(generator: object) -> None:
         )
 
 
+def check_noise_source(generator: object, key: object, position: object) -> None:
+    """The noise comes from ``generator`` (a ``torch.Generator`` or ``None``) or from ``key``
+    at ``position``, not both; a ``key`` needs a ``position``."""
+    check_generator(generator)
+    if key is not None and generator is not None:
+        raise ValueError("pass either generator or key, not both")
+    if key is not None and position is None:
+        raise ValueError("position is required with key: the noise is keyed by (key, position)")
+
+
 def working_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype we compute in: float32 for half precision, else the dtype itself."""
     return torch.float32 if dtype in HALF_DTYPES else dtype

@@ -25,8 +25,8 @@ import torch
 from gumbel_lib._validation import (
     check_categories,
     check_dim,
-    check_generator,
     check_logits,
+    check_noise_source,
     raise_bad_logits,
     require,
     should_validate,
@@ -80,8 +80,7 @@ def _noise(
     """``-g`` in float64 with the shape of ``logits``: from ``generator`` or keyed."""
     if key is None:
         return minus_gumbel(logits.shape, generator=generator, device=logits.device)
-    if position is None:
-        raise ValueError("position is required with key: the noise is keyed by (key, position)")
+    assert position is not None  # check_noise_source requires it with a key
     index = torch.arange(logits.shape[dim], device=logits.device)
     rows = keyed_minus_gumbel(key, position, index, device=logits.device)
     if rows.dim() == 1:  # one row for every batch entry
@@ -119,9 +118,7 @@ def coupled_gumbel_max(
     True
     """
     p, q, dim = _check_pair(logits_p, logits_q, dim, ("logits_p", "logits_q"))
-    check_generator(generator)
-    if key is not None and generator is not None:
-        raise ValueError("pass either generator or key, not both")
+    check_noise_source(generator, key, position)
     minus_g = _noise(p, dim, generator, key, position)
     low_p, x = torch.sub(minus_g, centred(p.detach(), dim)).min(dim)
     low_q, y = torch.sub(minus_g, centred(q.detach(), dim)).min(dim)

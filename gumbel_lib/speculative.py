@@ -21,8 +21,8 @@ import torch
 
 from gumbel_lib._validation import (
     check_categories,
-    check_generator,
     check_logits,
+    check_noise_source,
     require,
     should_validate,
 )
@@ -114,11 +114,7 @@ def speculative_step(
             f"{tuple(target_logits.shape)} and {tuple(draft_logits.shape)}"
         )
     check_categories(target_logits.shape, target_logits.dim() - 1, "target_logits")
-    check_generator(generator)
-    if key is not None and generator is not None:
-        raise ValueError("pass either generator or key, not both")
-    if key is not None and position is None:
-        raise ValueError("position is required with key: the noise is keyed by (key, position)")
+    check_noise_source(generator, key, position)
     batch, device = target_logits.shape[:-1], target_logits.device
     token = _check_tokens(draft_token, batch, "draft_token").to(device)
     vocabulary = target_logits.shape[-1]

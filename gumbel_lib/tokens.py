@@ -22,8 +22,8 @@ import torch
 from gumbel_lib._validation import (
     check_categories,
     check_finite_max,
-    check_generator,
     check_logits,
+    check_noise_source,
     require,
     should_validate,
 )
@@ -161,11 +161,7 @@ def sample_tokens(
     """
     check_logits(logits)
     check_categories(logits.shape, logits.dim() - 1)
-    check_generator(generator)
-    if key is not None and generator is not None:
-        raise ValueError("pass either generator or key, not both")
-    if key is not None and position is None:
-        raise ValueError("position is required with key: the noise is keyed by (key, position)")
+    check_noise_source(generator, key, position)
     batch, device = logits.shape[:-1], logits.device
     temperature = _per_row(temperature, "temperature", batch, device)
     top_k = _per_row(top_k, "top_k", batch, device)
